@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright: hybrid-onboard contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Agent download URLs for closed networks (no global ``s3.amazonaws.com`` URLs, any arch).
+
+Pure functions, used as Jinja filters by the agent roles:
+
+- ``ssm_agent_url``: ``https://s3.<region>.amazonaws.com/amazon-ssm-<region>/<version>/<dir>/amazon-ssm-agent.<pkg>``
+  and its virtual-hosted, endpoint-specific (``bucket.vpce-…``) and mirror forms.
+- ``cw_agent_url``: ``…/amazoncloudwatch-agent-<region>/<os>/<arch>/<version>/amazon-cloudwatch-agent.<pkg>``.
+- ``s3_endpoint_host``: the ``bucket.vpce-…`` host name from an S3 interface endpoint's DNS entry.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+URL_MODES = ("endpoint", "regional_path", "regional_virtual", "mirror")
+ARCHES = ("amd64", "arm64")
+PACKAGE_TYPES = ("deb", "rpm")
+CW_OS_DIRS = ("debian", "ubuntu", "redhat", "amazon_linux", "suse")
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_VERSION_RE = re.compile(r"^(latest|\d+(\.\d+){2,3})$")
+_VPCE_S3_RE = re.compile(r"^\*?\.?(vpce-[0-9a-z]+-[0-9a-z]+(-[a-z0-9-]+)?\.s3\.[a-z0-9-]+\.vpce\.amazonaws\.com)$")
+
+
+def _check(name, value, allowed):
+    if value not in allowed:
+        raise AnsibleFilterError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _check_common(region, arch, pkg, version, mode):
+    if not isinstance(region, str) or not _REGION_RE.match(region):
+        raise AnsibleFilterError(f"region must look like 'eu-west-1'; got {region!r}")
+    _check("arch", arch, ARCHES)
+    _check("pkg", pkg, PACKAGE_TYPES)
+    _check("mode", mode, URL_MODES)
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        raise AnsibleFilterError(f"version must be 'latest' or a dotted version like '3.3.1142.0'; got {version!r}")
+
+
+def s3_endpoint_host(dns_name):
+    """``*.vpce-0a-1b.s3.eu-west-1.vpce.amazonaws.com`` -> ``bucket.vpce-0a-1b.s3.eu-west-1.vpce.amazonaws.com``."""
+    match = _VPCE_S3_RE.match(dns_name or "")
+    if not match:
+        raise AnsibleFilterError(
+            f"s3 endpoint DNS name must be the S3 interface endpoint's regional name "
+            f"('*.vpce-….s3.<region>.vpce.amazonaws.com'); got {dns_name!r}"
+        )
+    return "bucket." + match.group(1)
+
+
+def _url(mode, region, bucket, key, s3_endpoint_dns=None, mirror=None):
+    if mode == "endpoint":
+        if not s3_endpoint_dns:
+            raise AnsibleFilterError("mode 'endpoint' needs s3_endpoint_dns (the S3 interface endpoint's DNS name)")
+        return f"https://{s3_endpoint_host(s3_endpoint_dns)}/{bucket}/{key}"
+    if mode == "regional_path":
+        return f"https://s3.{region}.amazonaws.com/{bucket}/{key}"
+    if mode == "regional_virtual":
+        return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+    if not mirror or not re.match(r"^https?://", mirror):
+        raise AnsibleFilterError(f"mode 'mirror' needs mirror, an http(s) base URL; got {mirror!r}")
+    return f"{mirror.rstrip('/')}/{bucket}/{key}"
+
+
+def ssm_agent_url(region, arch="amd64", pkg="deb", version="latest", mode="regional_path",
+                  s3_endpoint_dns=None, mirror=None):
+    """Download URL of the SSM Agent package for one host."""
+    _check_common(region, arch, pkg, version, mode)
+    platform_dir = ("debian_" if pkg == "deb" else "linux_") + arch
+    return _url(mode, region, f"amazon-ssm-{region}", f"{version}/{platform_dir}/amazon-ssm-agent.{pkg}",
+                s3_endpoint_dns, mirror)
+
+
+def cw_agent_url(region, os_dir="debian", arch="amd64", pkg="deb", version="latest", mode="regional_path",
+                 s3_endpoint_dns=None, mirror=None):
+    """Download URL of the CloudWatch Agent package; there is no debian/arm64 build, ubuntu/arm64 serves it."""
+    _check_common(region, arch, pkg, version, mode)
+    _check("os_dir", os_dir, CW_OS_DIRS)
+    if os_dir == "debian" and arch == "arm64":
+        os_dir = "ubuntu"
+    return _url(mode, region, f"amazoncloudwatch-agent-{region}",
+                f"{os_dir}/{arch}/{version}/amazon-cloudwatch-agent.{pkg}", s3_endpoint_dns, mirror)
+
+
+class FilterModule(object):
+    """Agent download URL filters."""
+
+    def filters(self):
+        return {
+            "ssm_agent_url": ssm_agent_url,
+            "cw_agent_url": cw_agent_url,
+            "s3_endpoint_host": s3_endpoint_host,
+        }

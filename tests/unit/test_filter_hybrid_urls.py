@@ -1,0 +1,74 @@
+"""Unit tests for the agent download URL filters (plugins/filter/hybrid_urls.py)."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from conftest import load_plugin
+
+urls = load_plugin("filter", "hybrid_urls")
+VPCE = "*.vpce-0123abcd-4567efgh.s3.eu-west-1.vpce.amazonaws.com"
+
+
+def test_ssm_regional_path_default():
+    assert urls.ssm_agent_url("eu-west-1") == (
+        "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/debian_amd64/amazon-ssm-agent.deb"
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({"arch": "arm64"}, "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/debian_arm64/amazon-ssm-agent.deb"),
+        ({"pkg": "rpm"}, "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/linux_amd64/amazon-ssm-agent.rpm"),
+        ({"version": "3.3.1142.0"},
+         "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/3.3.1142.0/debian_amd64/amazon-ssm-agent.deb"),
+        ({"mode": "regional_virtual"},
+         "https://amazon-ssm-eu-west-1.s3.eu-west-1.amazonaws.com/latest/debian_amd64/amazon-ssm-agent.deb"),
+        ({"mode": "endpoint", "s3_endpoint_dns": VPCE},
+         "https://bucket.vpce-0123abcd-4567efgh.s3.eu-west-1.vpce.amazonaws.com/amazon-ssm-eu-west-1/latest/"
+         "debian_amd64/amazon-ssm-agent.deb"),
+        ({"mode": "mirror", "mirror": "https://repo.dc1.example/aws/"},
+         "https://repo.dc1.example/aws/amazon-ssm-eu-west-1/latest/debian_amd64/amazon-ssm-agent.deb"),
+    ],
+)
+def test_ssm_modes(kwargs, expected):
+    assert urls.ssm_agent_url("eu-west-1", **kwargs) == expected
+
+
+def test_cw_debian_arm64_uses_ubuntu_build():
+    assert urls.cw_agent_url("eu-west-1", arch="arm64") == (
+        "https://s3.eu-west-1.amazonaws.com/amazoncloudwatch-agent-eu-west-1/ubuntu/arm64/latest/"
+        "amazon-cloudwatch-agent.deb"
+    )
+    assert urls.cw_agent_url("eu-west-1", os_dir="redhat", pkg="rpm").endswith(
+        "/amazoncloudwatch-agent-eu-west-1/redhat/amd64/latest/amazon-cloudwatch-agent.rpm"
+    )
+
+
+def test_no_global_s3_urls():
+    for mode in ("regional_path", "regional_virtual"):
+        assert "//s3.amazonaws.com" not in urls.ssm_agent_url("us-east-1", mode=mode)
+        assert "//s3.amazonaws.com" not in urls.cw_agent_url("us-east-1", mode=mode)
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"region": "eu-west"}, "region"),
+        ({"region": "eu-west-1", "arch": "386x"}, "arch"),
+        ({"region": "eu-west-1", "pkg": "tgz"}, "pkg"),
+        ({"region": "eu-west-1", "version": "newest"}, "version"),
+        ({"region": "eu-west-1", "mode": "global"}, "mode"),
+        ({"region": "eu-west-1", "mode": "endpoint"}, "s3_endpoint_dns"),
+        ({"region": "eu-west-1", "mode": "endpoint", "s3_endpoint_dns": "s3.eu-west-1.amazonaws.com"}, "s3 endpoint"),
+        ({"region": "eu-west-1", "mode": "mirror", "mirror": "ftp://x"}, "mirror"),
+    ],
+)
+def test_bad_input_names_the_argument(kwargs, word):
+    with pytest.raises(AnsibleFilterError, match=word):
+        urls.ssm_agent_url(**kwargs)
+
+
+def test_filter_module_exports():
+    assert set(urls.FilterModule().filters()) == {"ssm_agent_url", "cw_agent_url", "s3_endpoint_host"}
