@@ -8,7 +8,6 @@ the same merge, and load modules/filters from their files by path, as Ansible do
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -25,16 +24,9 @@ if str(ROOT / "tests" / "lab") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests" / "lab"))
 
 
-def load_plugin(kind: str, name: str):
-    """Import ``plugins/<kind>/<name>.py`` as Ansible would (by path, under a private name)."""
-    path = PLUGINS / kind / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"hybrid_onboard_{kind}_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def plugin():
     """``plugin(kind, name)`` loads a project plugin by path."""
+    from plugin_loader import load_plugin
+
     return load_plugin

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from conftest import load_plugin
+from plugin_loader import load_plugin
 
 urls = load_plugin("filter", "hybrid_urls")
 VPCE = "*.vpce-0123abcd-4567efgh.s3.eu-west-1.vpce.amazonaws.com"
