@@ -1,0 +1,25 @@
+"""One lab for the whole integration session, asserted from outside (AWS CLI, boto3, dig, ssh, curl).
+
+The lab is started once with `scripts/lab up --hosts 3` (as a user would) and torn down at the end with
+`scripts/lab down`. Tests that need a lab of their own (the lifecycle test) run last and bring their own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from labtools import LAB, N_HOSTS, Lab, read_inventory, run
+
+
+@pytest.fixture(scope="session")
+def lab():
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root (network namespaces, systemd-nspawn)")
+    run([str(LAB), "up", "--hosts", str(N_HOSTS)], timeout=1800)
+    hosts, dns_host = read_inventory()
+    try:
+        yield Lab(hosts=hosts, dns_host=dns_host)
+    finally:
+        if os.environ.get("HYBRID_TEST_KEEP_LAB") != "1":  # keep it for a post-mortem when asked
+            run([str(LAB), "down"], check=False, timeout=300)

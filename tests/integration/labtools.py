@@ -1,0 +1,65 @@
+"""Helpers of the integration tests: run commands, reach lab hosts over SSH, call the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "lab"))
+import labconst as C  # noqa: E402
+
+LAB = ROOT / "scripts" / "lab"
+N_HOSTS = int(os.environ.get("HYBRID_TEST_HOSTS", "3"))
+
+
+def run(argv, check=True, timeout=600, env=None, **kw) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, **kw)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{argv} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Lab:
+    hosts: dict[str, str]  # name -> IP, servers to onboard
+    dns_host: tuple[str, str]
+    env: dict[str, str] = field(default_factory=C.controller_env)
+
+    def ssh(self, host: str, command: str, check=True, timeout=60) -> subprocess.CompletedProcess:
+        ip = self.hosts.get(host) or (self.dns_host[1] if host == self.dns_host[0] else host)
+        return run(
+            ["ssh", "-i", str(C.SSH_KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+             "-o", f"UserKnownHostsFile={C.RUN_DIR / 'ssh' / 'known_hosts'}", "-o", "ConnectTimeout=10",
+             f"root@{ip}", command],
+            check=check, timeout=timeout,
+        )
+
+    def aws(self, *args: str, check=True) -> subprocess.CompletedProcess:
+        return run([str(ROOT / ".venv" / "bin" / "aws"), *args, "--output", "json"], check=check, env=self.env)
+
+    def aws_json(self, *args: str) -> dict:
+        return json.loads(self.aws(*args).stdout or "{}")
+
+    def client(self, service: str):
+        return boto3.client(
+            service, endpoint_url=C.EMULATOR_URL, region_name=C.REGION,
+            aws_access_key_id=C.ACCESS_KEY, aws_secret_access_key=C.SECRET_KEY,
+        )
+
+
+def read_inventory() -> tuple[dict[str, str], tuple[str, str]]:
+    data = yaml.safe_load((ROOT / "inventory" / "lab" / "onprem.yml").read_text())
+    groups = data["all"]["children"]["onprem"]["children"]
+    hosts = {name: v["ansible_host"] for name, v in groups["onprem_hosts"]["hosts"].items()}
+    ((dns_name, dns_vars),) = groups["onprem_dns"]["hosts"].items()
+    return hosts, (dns_name, dns_vars["ansible_host"])
