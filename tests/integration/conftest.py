@@ -23,3 +23,19 @@ def lab():
     finally:
         if os.environ.get("HYBRID_TEST_KEEP_LAB") != "1":  # keep it for a post-mortem when asked
             run([str(LAB), "down"], check=False, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def aws_only():
+    """An AWS emulator without the lab network, for AWS-side phases (no root needed).
+
+    Yields the environment that points ansible-playbook and boto3 at it.
+    """
+    from emulator import server
+
+    handle = server.start_in_thread(port=0)
+    env = {"AWS_ENDPOINT_URL": handle.url}
+    try:
+        yield env
+    finally:
+        handle.stop()

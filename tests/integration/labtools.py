@@ -63,3 +63,47 @@ def read_inventory() -> tuple[dict[str, str], tuple[str, str]]:
     hosts = {name: v["ansible_host"] for name, v in groups["onprem_hosts"]["hosts"].items()}
     ((dns_name, dns_vars),) = groups["onprem_dns"]["hosts"].items()
     return hosts, (dns_name, dns_vars["ansible_host"])
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    stdout: str
+    stderr: str
+    recap: dict[str, dict[str, int]]  # host -> {ok, changed, unreachable, failed, skipped, rescued, ignored}
+
+    def changed(self, host: str = "localhost") -> int:
+        return self.recap.get(host, {}).get("changed", 0)
+
+    @property
+    def total_changed(self) -> int:
+        return sum(h.get("changed", 0) for h in self.recap.values())
+
+
+def parse_recap(stdout: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP lines -> {host: {ok: n, changed: n, ...}} (the last recap wins)."""
+    recap: dict[str, dict[str, int]] = {}
+    in_recap = False
+    for line in stdout.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap, recap = True, {}
+            continue
+        if in_recap and " : " in line:
+            host, counts = line.split(" : ", 1)
+            recap[host.strip()] = {k: int(v) for k, v in (item.split("=") for item in counts.split())}
+    return recap
+
+
+def playbook(name: str, *args: str, env: dict[str, str] | None = None, inventory: str | None = None,
+             extra_vars: dict | None = None, check_mode: bool = False, timeout: int = 1200) -> PlaybookRun:
+    """Run playbooks/<name> as a user would (ansible.cfg of the project, lab inventory by default)."""
+    argv = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", inventory or str(ROOT / "inventory" / "lab"),
+            str(ROOT / "playbooks" / name), *args]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    if check_mode:
+        argv += ["--check", "--diff"]
+    full_env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
+                "ANSIBLE_NOCOLOR": "1", **C.controller_env(), **(env or {})}
+    result = run(argv, check=False, timeout=timeout, env=full_env, cwd=str(ROOT))
+    return PlaybookRun(result.returncode, result.stdout, result.stderr, parse_recap(result.stdout))
