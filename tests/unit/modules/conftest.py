@@ -1,0 +1,237 @@
+"""Fixtures for testing our AWS modules against the in-process lab emulator, running the modules for real.
+
+- ``emulator``: the session's in-process AWS emulator (same class as tests/unit/lab's fixture).
+- ``run_module(name, args, check=False, diff=False, via="direct")``: runs ``plugins/modules/<name>.py`` in a
+  child process exactly as Ansible's module runner does (ANSIBLE_MODULE_ARGS JSON, our module_utils merged
+  into ``ansible.module_utils``), pointed at the emulator through ``AWS_ENDPOINT_URL``; returns the
+  module's JSON result (``failed`` set when it failed). ``via="ansible"`` goes through
+  ``ansible localhost -m <name>`` (AnsiballZ, argument handling, ``--check``/``--diff``) instead.
+- ``lab_vpc``: a fresh VPC (DNS support and hostnames on) with subnets in three AZs plus a second subnet
+  in the first AZ, so tests never collide with the seeded lab VPC or with each other.
+- ``tools``: helpers for assertions (``return_keys(name)``: RETURN's top-level keys; ``mutations(calls)``:
+  the calls of ``emulator.calls()`` that change something; ``total_calls``; ``make_vpc(emulator)``;
+  ``STANDARD_KEYS``). Fixtures, not imports: every test folder has a module called ``conftest``.
+
+moto keeps its state in process-global backends, so every test creates its own resources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+MODULES = ROOT / "plugins" / "modules"
+MODULE_UTILS = ROOT / "plugins" / "module_utils"
+LAB_DIR = ROOT / "tests" / "lab"
+if str(LAB_DIR) not in sys.path:
+    sys.path.insert(0, str(LAB_DIR))
+UNIT_LAB = ROOT / "tests" / "unit" / "lab"
+if str(UNIT_LAB.parent) not in sys.path:
+    sys.path.insert(0, str(UNIT_LAB.parent))
+
+import labconst  # noqa: E402
+from lab.conftest import LabEmulator  # noqa: E402
+
+# Module results that Ansible adds, not the module's own RETURN keys.
+STANDARD_KEYS = {"changed", "diff", "invocation", "warnings", "deprecations", "failed", "msg", "exception"}
+
+# Runs a module file as Ansible's module runner would, with our module_utils merged in.
+_RUNNER = """
+import runpy, sys
+import ansible.module_utils
+ansible.module_utils.__path__.append(sys.argv[1])
+module_path, args_path = sys.argv[2], sys.argv[3]
+sys.argv = [module_path, args_path]
+runpy.run_path(module_path, run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The in-process emulator on a free loopback port, faults off whatever the environment says."""
+    from emulator import server
+    from emulator.middleware import FaultConfig
+
+    handle = server.start_in_thread(port=0, faults=FaultConfig())
+    try:
+        yield LabEmulator(handle.url, handle)
+    finally:
+        handle.stop()
+
+
+def aws_env(emulator: LabEmulator, region: str = labconst.REGION) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "BOTO_"))}
+    env.update(
+        AWS_ENDPOINT_URL=emulator.url,
+        AWS_REGION=region,
+        AWS_DEFAULT_REGION=region,
+        AWS_ACCESS_KEY_ID=labconst.ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=labconst.SECRET_KEY,
+        # Exact call counts: botocore must not retry behind the module's back.
+        AWS_MAX_ATTEMPTS="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+    )
+    return env
+
+
+class ModuleRunner:
+    def __init__(self, emulator: LabEmulator, tmp_path: Path) -> None:
+        self.emulator = emulator
+        self.tmp_path = tmp_path
+
+    def __call__(
+        self,
+        name: str,
+        args: dict[str, Any],
+        check: bool = False,
+        diff: bool = False,
+        via: str = "direct",
+        region: str = labconst.REGION,
+    ) -> dict[str, Any]:
+        env = aws_env(self.emulator, region)
+        if via == "ansible":
+            return self._via_ansible(name, args, check, diff, env)
+        module_args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+        args_file = self.tmp_path / f"args-{uuid.uuid4().hex}.json"
+        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
+        proc = subprocess.run(
+            [sys.executable, "-c", _RUNNER, str(MODULE_UTILS), str(MODULES / f"{name}.py"), str(args_file)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=str(self.tmp_path),
+            timeout=300,
+        )
+        return _parse(proc.stdout, proc.stderr, proc.returncode)
+
+    def _via_ansible(self, name, args, check, diff, env):
+        # ansible.cfg enables no extra callbacks (an empty list, which ad-hoc runs cannot load): name the json one.
+        env = dict(
+            env,
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="true",
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
+        )
+        cmd = [
+            str(Path(sys.executable).parent / "ansible"),
+            "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-m",
+            name,
+            "-a",
+            json.dumps(args),
+        ]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300)
+        try:
+            payload = json.loads(proc.stdout)
+            result = payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        except (ValueError, KeyError, IndexError) as exc:
+            raise AssertionError(f"ansible gave no JSON result: {proc.stdout}\n{proc.stderr}") from exc
+        return result
+
+
+def _parse(stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
+    # The module prints exactly one JSON document; anything before it is a warning from an import.
+    start = stdout.find("{")
+    try:
+        result = json.loads(stdout[start:])
+    except ValueError as exc:
+        raise AssertionError(f"module gave no JSON (rc={returncode}):\n{stdout}\n{stderr}") from exc
+    if returncode != 0:
+        result.setdefault("failed", True)
+    return result
+
+
+@pytest.fixture
+def run_module(emulator, tmp_path):
+    return ModuleRunner(emulator, tmp_path)
+
+
+def make_vpc(emulator: LabEmulator) -> dict[str, Any]:
+    """A fresh VPC with DNS on: subnets in AZs a, b, c and a second one in a; two SGs; a route table."""
+    ec2 = emulator.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": True})
+    region = labconst.REGION
+    subnets = {}
+    for key, zone, cidr in (
+        ("a", "a", "10.20.1.0/24"),
+        ("b", "b", "10.20.2.0/24"),
+        ("c", "c", "10.20.3.0/24"),
+        ("a2", "a", "10.20.4.0/24"),
+    ):
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=f"{region}{zone}")
+        subnets[key] = subnet["Subnet"]["SubnetId"]
+    groups = [
+        ec2.create_security_group(GroupName=f"ep-{uuid.uuid4().hex[:8]}", Description="test", VpcId=vpc_id)["GroupId"]
+        for _ in range(2)
+    ]
+    route_table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+    return {
+        "vpc_id": vpc_id,
+        "subnets": subnets,
+        "sg": groups[0],
+        "sg2": groups[1],
+        "route_table": route_table,
+        "region": region,
+    }
+
+
+@pytest.fixture
+def lab_vpc(emulator):
+    return make_vpc(emulator)
+
+
+def return_keys(name: str) -> set[str]:
+    """Top-level keys of a module's RETURN documentation (read from the file, not imported)."""
+    from plugin_loader import load_plugin
+
+    module = load_plugin("modules", name)
+    return set(yaml.safe_load(module.RETURN))
+
+
+def mutations(calls: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Calls that change something (anything but Describe*/List*/Get*), flattened over services."""
+    return {
+        f"{service}:{action}": count
+        for service, actions in calls.items()
+        for action, count in actions.items()
+        if not action.startswith(("Describe", "List", "Get"))
+    }
+
+
+def total_calls(calls: dict[str, dict[str, int]]) -> int:
+    return sum(count for actions in calls.values() for count in actions.values())
+
+
+@pytest.fixture
+def tools():
+    return SimpleNamespace(
+        STANDARD_KEYS=STANDARD_KEYS,
+        return_keys=return_keys,
+        mutations=mutations,
+        total_calls=total_calls,
+        make_vpc=make_vpc,
+    )
