@@ -1,0 +1,74 @@
+"""ssm_managed_node_info run for real against the lab emulator, with nodes registered like the agent does."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from lab.test_emulator_ssm import Agent
+
+MODULE = "ssm_managed_node_info"
+
+
+@pytest.fixture
+def nodes(emulator):
+    """Three nodes of a fresh activation: two Online (heartbeat), one never pinged; one tagged."""
+    iam, ssm = emulator.client("iam"), emulator.client("ssm")
+    role = f"info-role-{uuid.uuid4().hex[:8]}"
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    act = ssm.create_activation(IamRole=role, RegistrationLimit=3)
+    agents = []
+    for index in range(3):
+        agent = Agent(emulator.url)
+        assert agent.register(act["ActivationId"], act["ActivationCode"])[0] == 200
+        if index < 2:
+            assert agent.role_token()[0] == 200
+            assert agent.heartbeat()[0] == 200
+        agents.append(agent)
+    tag = uuid.uuid4().hex[:8]
+    ssm.add_tags_to_resource(ResourceType="ManagedInstance", ResourceId=agents[0].instance_id,
+                             Tags=[{"Key": "Batch", "Value": tag}])
+    yield {"activation_id": act["ActivationId"], "ids": [a.instance_id for a in agents], "tag": tag}
+    for agent in agents:
+        ssm.deregister_managed_instance(InstanceId=agent.instance_id)
+    ssm.delete_activation(ActivationId=act["ActivationId"])
+
+
+def test_filters_and_counts(run_module, nodes):
+    by_activation = run_module(MODULE, {"activation_ids": [nodes["activation_id"]]})
+    assert by_activation["changed"] is False
+    assert by_activation["count"] == 3
+    assert [n["instance_id"] for n in by_activation["managed_nodes"]] == nodes["ids"]
+    assert by_activation["counts_by_ping_status"] == {"Online": 2, "ConnectionLost": 1}
+    node = by_activation["managed_nodes"][0]
+    assert node["resource_type"] == "ManagedInstance" and node["ping_status"] == "Online"
+    assert isinstance(node["registration_date"], str)
+
+    online = run_module(MODULE, {"activation_ids": [nodes["activation_id"]], "ping_status": ["Online"]})
+    assert online["count"] == 2
+    tagged = run_module(MODULE, {"tags": {"Batch": nodes["tag"]}})
+    assert [n["instance_id"] for n in tagged["managed_nodes"]] == nodes["ids"][:1]
+    everything = run_module(MODULE, {})
+    assert everything["count"] >= 3
+
+
+def test_unknown_ids_are_not_an_error(run_module, nodes):
+    result = run_module(MODULE, {"instance_ids": [nodes["ids"][1], "mi-0123456789abcdef0"]})
+    assert result.get("failed") is not True, result
+    assert [n["instance_id"] for n in result["managed_nodes"]] == [nodes["ids"][1]]
+
+
+def test_check_mode_and_return_doc(run_module, tools, nodes):
+    result = run_module(MODULE, {"instance_ids": nodes["ids"]}, check=True)
+    assert result["count"] == 3
+    assert set(result) - tools.STANDARD_KEYS == tools.return_keys(MODULE)
+
+
+def test_bad_filter_values_fail_before_any_call(run_module, emulator, tools):
+    emulator.reset_calls()
+    result = run_module(MODULE, {"ping_status": ["Sleeping"]})
+    assert result.get("failed") is True and "ping_status" in result["msg"]
+    assert tools.total_calls(emulator.calls()) == 0
