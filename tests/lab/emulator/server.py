@@ -69,11 +69,12 @@ def build_app(faults: object | None = None):  # noqa: ANN201 - returns LabMiddle
         _ensure_managed_policies()
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from . import ec2_ext, route53_ext, seed
+        from . import ec2_ext, iam_ext, route53_ext, seed
         from .middleware import FaultConfig, LabMiddleware
 
         ec2_ext.install()
         route53_ext.install()
+        iam_ext.install()
         intercept = _install_ssm_ext()
         seed.seed()
 

@@ -790,3 +790,12 @@ def test_cli_server_with_aws_cli(tmp_path) -> None:
             proc.wait()
         log_file.close()
     assert proc.returncode == 0, (tmp_path / "emulator.log").read_text()
+
+
+def test_iam_user_with_key_and_policy_can_be_deleted_like_amazon_aws_does(emulator) -> None:
+    iam = emulator.client("iam")
+    iam.create_user(UserName="lab-ext-user")
+    assert iam.list_service_specific_credentials(UserName="lab-ext-user")["ServiceSpecificCredentials"] == []
+    with pytest.raises(iam.exceptions.NoSuchEntityException):
+        iam.list_service_specific_credentials(UserName="nobody-here")
+    iam.delete_user(UserName="lab-ext-user")
