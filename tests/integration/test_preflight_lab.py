@@ -1,0 +1,73 @@
+"""Issue #7 (preflight) on the lab: with the private path in place every host passes; each classic
+mistake is caught before any change, with the diagnosis a person can act on.
+
+Faults are made the way they happen for real: the forwarder removed from the on-prem DNS, no S3
+private hosted zone (S3 resolves public), the endpoint security group losing its 443 rule.
+"""
+
+from __future__ import annotations
+
+import pytest
+from labtools import C, playbook
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def private_path(lab):
+    for name in ("network.yml", "onprem_dns.yml"):
+        result = playbook(name)
+        assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
+    yield
+    playbook("onprem_dns.yml", extra_vars={"onprem_dns_forwarder_state": "absent"})
+    gone = playbook("network.yml", extra_vars={"hybrid_network_state": "absent"})
+    assert gone.rc == 0, gone.stdout[-3000:]
+
+
+def test_preflight_passes_on_a_correct_private_path(lab, private_path):
+    result = playbook("preflight.yml")
+    assert result.rc == 0, result.stdout[-4000:]
+    for host in lab.hosts:
+        assert host in result.stdout  # one table row per host
+    assert all(result.recap[h]["failed"] == 0 for h in lab.hosts)
+
+
+def test_forwarder_missing_is_diagnosed(lab, private_path):
+    assert playbook("onprem_dns.yml", extra_vars={"onprem_dns_forwarder_state": "absent"}).rc == 0
+    try:
+        result = playbook("preflight.yml")
+        assert result.rc != 0
+        assert "on-prem DNS does not forward" in result.stdout, result.stdout[-4000:]
+    finally:
+        assert playbook("onprem_dns.yml").rc == 0
+
+
+def test_s3_public_trap_is_diagnosed(lab, private_path):
+    r53 = lab.client("route53")
+    zone = next(z for z in r53.list_hosted_zones()["HostedZones"] if z["Name"] == f"s3.{C.REGION}.amazonaws.com.")
+    records = [r for r in r53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+               if r["Type"] == "A"]
+    # No S3 private DNS at all (the zone was never made): S3 names resolve "public".
+    r53.change_resource_record_sets(HostedZoneId=zone["Id"], ChangeBatch={
+        "Changes": [{"Action": "DELETE", "ResourceRecordSet": r} for r in records]})
+    r53.delete_hosted_zone(Id=zone["Id"])
+    try:
+        result = playbook("preflight.yml")
+        assert result.rc != 0
+        assert "S3 resolves public" in result.stdout, result.stdout[-4000:]
+    finally:
+        assert playbook("network.yml").rc == 0  # puts the records back
+
+
+def test_endpoint_sg_without_443_is_diagnosed(lab, private_path):
+    ec2 = lab.client("ec2")
+    (group,) = ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [C.VPC_ID]}, {"Name": "group-name", "Values": ["lab-vpc-endpoints"]}
+    ])["SecurityGroups"]
+    ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
+    try:
+        result = playbook("preflight.yml")
+        assert result.rc != 0
+        assert "TCP 443 blocked by the endpoint SG" in result.stdout, result.stdout[-4000:]
+    finally:
+        assert playbook("network.yml").rc == 0  # puts the rule back
