@@ -141,6 +141,16 @@ def test_resolver_stand_in_answers_from_emulator_state(lab, private_path):
     assert public and all(ipaddress.ip_address(ip) in C.PUBLIC_TRAP_NET for ip in public)
 
 
+def test_aws_cli_sees_endpoints_and_resolver(lab, private_path):
+    endpoints = lab.aws_json("ec2", "describe-vpc-endpoints", "--filters", f"Name=vpc-id,Values={C.VPC_ID}")
+    live = {e["VpcEndpointId"]: e for e in endpoints["VpcEndpoints"] if e["State"].lower() == "available"}
+    ssm = live[private_path["endpoints"]["ssm"]["VpcEndpointId"]]
+    assert any(d["DnsName"].endswith(f".ssm.{C.REGION}.vpce.amazonaws.com") for d in ssm["DnsEntries"])
+    resolvers = lab.aws_json("route53resolver", "list-resolver-endpoints")["ResolverEndpoints"]
+    mine = [r for r in resolvers if r["Id"] == private_path["resolver"]["Id"]]
+    assert mine and mine[0]["Direction"] == "INBOUND" and mine[0]["IpAddressCount"] == 2
+
+
 def test_https_through_the_endpoint_reaches_emulator_s3(lab, private_path):
     host = next(iter(lab.hosts))
     s3_endpoint = private_path["endpoints"]["s3"]
