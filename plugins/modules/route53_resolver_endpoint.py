@@ -160,97 +160,17 @@ import hashlib
 import ipaddress
 import time
 
-try:
-    import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
 from ansible.module_utils.hybrid_aws import (
     AnsibleAWSModule,
     aws_client,
-    paginate,
-    snake_result,
     tag_changes,
-    tags_from_boto3,
     tags_to_boto3,
 )
+from ansible.module_utils.hybrid_route53resolver import BOTOCORE_ERRORS, Resolver
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 # What AWS applies when an endpoint is created without Protocols (and what older endpoints report as none).
 DEFAULT_PROTOCOLS = ["Do53"]
-
-BOTOCORE_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
-
-
-class Resolver:
-    """Resolver endpoints with their addresses and tags.
-
-    Kept identical in route53_resolver_endpoint and route53_resolver_endpoint_info.
-    """
-
-    def __init__(self, module, client):
-        self.module = module
-        self.client = client
-
-    def call(self, msg, method, **kwargs):
-        try:
-            return getattr(self.client, method)(aws_retry=True, **kwargs)
-        except BOTOCORE_ERRORS as e:
-            self.module.fail_json_aws(e, msg=msg)
-
-    def list(self, filters):
-        try:
-            return paginate(self.client, "list_resolver_endpoints", "ResolverEndpoints", Filters=filters)
-        except BOTOCORE_ERRORS as e:
-            self.module.fail_json_aws(e, msg="Failed to list resolver endpoints")
-
-    def find_by_name(self, name):
-        matches = [e for e in self.list([{"Name": "Name", "Values": [name]}]) if e.get("Name") == name]
-        if len(matches) > 1:
-            self.module.fail_json(
-                msg="name: %d resolver endpoints are called %s (%s); names must be unique for this module"
-                % (len(matches), name, ", ".join(e["Id"] for e in matches))
-            )
-        return matches[0] if matches else None
-
-    def get(self, endpoint_id):
-        try:
-            return self.client.get_resolver_endpoint(aws_retry=True, ResolverEndpointId=endpoint_id)["ResolverEndpoint"]
-        except is_boto3_error_code("ResourceNotFoundException"):
-            return None
-        except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(e, msg="Failed to get resolver endpoint %s" % endpoint_id)
-
-    def ip_addresses(self, endpoint_id):
-        try:
-            return paginate(
-                self.client,
-                "list_resolver_endpoint_ip_addresses",
-                "IpAddresses",
-                ResolverEndpointId=endpoint_id,
-            )
-        except BOTOCORE_ERRORS as e:
-            self.module.fail_json_aws(e, msg="Failed to list the addresses of resolver endpoint %s" % endpoint_id)
-
-    def tags(self, arn):
-        try:
-            return tags_from_boto3(paginate(self.client, "list_tags_for_resource", "Tags", ResourceArn=arn))
-        except BOTOCORE_ERRORS as e:
-            self.module.fail_json_aws(e, msg="Failed to list the tags of %s" % arn)
-
-    def result(self, endpoint, ips=None, tags=None):
-        """snake_case endpoint with its addresses and tags; ``ips``/``tags`` are looked up when not given."""
-        if ips is None:
-            ips = self.ip_addresses(endpoint["Id"])
-        if tags is None:
-            tags = self.tags(endpoint["Arn"])
-        result = snake_result(endpoint)
-        result["ip_addresses"] = [
-            {"ip": ip.get("Ip"), "subnet_id": ip.get("SubnetId"), "ip_id": ip.get("IpId"), "status": ip.get("Status")}
-            for ip in ips
-        ]
-        result["tags"] = tags
-        return result
 
 
 def creator_request_id(name):

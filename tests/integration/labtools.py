@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,3 +108,15 @@ def playbook(name: str, *args: str, env: dict[str, str] | None = None, inventory
                 "ANSIBLE_NOCOLOR": "1", **C.controller_env(), **(env or {})}
     result = run(argv, check=False, timeout=timeout, env=full_env, cwd=str(ROOT))
     return PlaybookRun(result.returncode, result.stdout, result.stderr, parse_recap(result.stdout))
+
+
+def wait_until(what, check, timeout=60.0, interval=1.0):
+    """Poll ``check`` until it returns something truthy; fail with the last result after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last result: {last!r}")

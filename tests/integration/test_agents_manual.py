@@ -11,26 +11,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 import uuid
 
 import pytest
-from labtools import C
+from labtools import C, wait_until
 
 pytestmark = pytest.mark.integration
 
 SERVICES_PRIVATE_DNS = ("ssm", "ssmmessages", "ec2messages", "logs", "monitoring")
 
 
-def wait_until(what, check, timeout=60.0, interval=1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last result: {last!r}")
 
 
 @pytest.fixture(scope="module")

@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
 import uuid
 
 import pytest
-from labtools import C, run
+from labtools import C, run, wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def wait_until(what, check, timeout=45.0, interval=1.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last result: {last!r}")
 
 
 def test_hosts_are_booted_systemd_machines_with_their_own_identity(lab):
