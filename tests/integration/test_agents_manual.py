@@ -55,6 +55,7 @@ def manual_site(lab):
     iam.attach_role_policy(RoleName=role, PolicyArn="arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy")
     # What the on-prem DNS team does by hand (and the onprem_dns role will do): forward amazonaws.com.
     forwarders = "; ".join(inbound)
+    lab.ssh(lab.dns_host[0], "cp -p /etc/bind/named.conf.options /root/named.conf.options.orig")
     lab.ssh(lab.dns_host[0], (
         "cat > /etc/bind/named.conf.options <<'EOF'\n"
         "options {\n  directory \"/var/cache/bind\";\n  dnssec-validation no;\n  listen-on-v6 { none; };\n"
@@ -64,6 +65,8 @@ def manual_site(lab):
         "named-checkconf && systemctl restart named"))
     s3_dns = next(e["DnsName"] for e in endpoints["s3"]["DnsEntries"] if e["DnsName"].startswith("*."))
     yield {"role": role, "s3_host": s3_dns.replace("*.", "bucket.", 1), "inbound": inbound}
+    # The lab is shared: give dns1 back its stock bind9 configuration.
+    lab.ssh(lab.dns_host[0], "mv /root/named.conf.options.orig /etc/bind/named.conf.options && systemctl restart named")
     r53r.delete_resolver_endpoint(ResolverEndpointId=resolver["Id"])
     ec2.delete_vpc_endpoints(VpcEndpointIds=[e["VpcEndpointId"] for e in endpoints.values()])
 
