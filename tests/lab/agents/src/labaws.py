@@ -254,21 +254,7 @@ def json_call(
     headers = {"Content-Type": content_type, "X-Amz-Target": target}
     headers.update(extra_headers or {})
     headers["Host"] = urllib.parse.urlsplit(url).netloc
-    if creds is not None:
-        headers = sigv4_sign(
-            "POST",
-            url,
-            headers,
-            body,
-            access_key=creds.access_key,
-            secret_key=creds.secret_key,
-            session_token=creds.token,
-            region=region,
-            service=service,
-        )
-    status, _, data = http_request("POST", url, headers, body, timeout=timeout, **http_kwargs)
-    if status >= 300:
-        raise _parse_error(status, data)
+    data = _post(url, headers, body, creds, region, service, timeout, http_kwargs)
     return json.loads(data.decode("utf-8") or "{}") if data.strip() else {}
 
 
@@ -289,17 +275,23 @@ def query_call(
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
         "Host": urllib.parse.urlsplit(url).netloc,
     }
-    headers = sigv4_sign(
-        "POST",
-        url,
-        headers,
-        body,
-        access_key=creds.access_key,
-        secret_key=creds.secret_key,
-        session_token=creds.token,
-        region=region,
-        service=service,
-    )
+    return _post(url, headers, body, creds, region, service, timeout, http_kwargs)
+
+
+def _post(url, headers, body, creds, region, service, timeout, http_kwargs) -> bytes:
+    """Sign (unless anonymous: ``creds`` None), POST, and raise the AWS error of a failed call."""
+    if creds is not None:
+        headers = sigv4_sign(
+            "POST",
+            url,
+            headers,
+            body,
+            access_key=creds.access_key,
+            secret_key=creds.secret_key,
+            session_token=creds.token,
+            region=region,
+            service=service,
+        )
     status, _, data = http_request("POST", url, headers, body, timeout=timeout, **http_kwargs)
     if status >= 300:
         raise _parse_error(status, data)
