@@ -192,6 +192,34 @@ def cmd_down(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fault(args: argparse.Namespace) -> int:
+    """Break (or mend) one on-prem host the way a datacenter does: clock, architecture, cable."""
+    if os.geteuid() != 0:
+        raise SystemExit("lab: `fault` needs root")
+    from onprem import hosts, topology
+
+    state = json.loads(hosts.STATE_FILE.read_text()) if hosts.STATE_FILE.exists() else {"hosts": {}}
+    if args.host not in state["hosts"]:
+        raise SystemExit(f"lab: no host {args.host!r}; hosts: {', '.join(sorted(state['hosts'])) or 'none'}")
+    if args.kind == "clock":
+        try:
+            seconds = int(args.value)
+        except ValueError:
+            raise SystemExit(f"lab: clock offset must be whole seconds (400, -400, 0), got {args.value!r}") from None
+        hosts.set_clock_offset(args.host, seconds)
+    elif args.kind == "arch":
+        choices = {"i686": "x86", "native": ""}
+        if args.value not in choices:
+            raise SystemExit(f"lab: arch must be one of {', '.join(choices)}, got {args.value!r}")
+        hosts.set_personality(args.host, choices[args.value])
+    else:
+        if args.value not in ("down", "up"):
+            raise SystemExit(f"lab: link must be down or up, got {args.value!r}")
+        topology.set_link(args.host, args.value == "up")
+    log(f"fault: {args.host} {args.kind} {args.value}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -201,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="controller environment, hosts, emulator call counts").set_defaults(func=cmd_status)
     sub.add_parser("env", help="just the export lines: eval \"$(scripts/lab env)\"").set_defaults(func=cmd_env)
     sub.add_parser("down", help="stop everything and remove every trace").set_defaults(func=cmd_down)
+    fault = sub.add_parser("fault", help="skew a host's clock, give it another architecture, cut its link")
+    fault.add_argument("host", help="host name (host1, ...)")
+    fault.add_argument("kind", choices=("clock", "arch", "link"))
+    fault.add_argument("value", help="clock: offset in seconds (0 = none); arch: i686|native; link: down|up")
+    fault.set_defaults(func=cmd_fault)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -92,8 +92,13 @@ def overlay_mount_cmd(img: Path, hdir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def nspawn_cmd(host: HostPlan, root: Path) -> list[str]:
-    """The container's command line. --keep-unit/--register=no: the machine has no systemd as PID 1."""
+def nspawn_cmd(host: HostPlan, root: Path, personality: str = "") -> list[str]:
+    """The container's command line. --keep-unit/--register=no: the machine has no systemd as PID 1.
+
+    ``personality`` "x86" boots the host with a 32-bit personality (``uname -m`` says i686): the lab's
+    unsupported-architecture host.
+    """
+    extra = [f"--personality={personality}"] if personality else []
     return [
         "systemd-nspawn",
         f"--directory={root}",
@@ -107,6 +112,7 @@ def nspawn_cmd(host: HostPlan, root: Path) -> list[str]:
         "--timezone=off",  # the image is UTC; do not copy the machine's zone in
         "--link-journal=no",
         "--console=read-only",
+        *extra,
     ]
 
 
@@ -150,8 +156,10 @@ def _boot(host: HostPlan, hdir: Path) -> int:
     """Start nspawn on the host's mounted root in the background; record and return its pid."""
     labconst.LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(labconst.LOG_DIR / f"{host.name}.log", "ab") as console:
+        personality_file = hdir / "personality"
+        personality = personality_file.read_text().strip() if personality_file.exists() else ""
         proc = subprocess.Popen(
-            nspawn_cmd(host, hdir / "root"),
+            nspawn_cmd(host, hdir / "root", personality),
             stdin=subprocess.DEVNULL,
             stdout=console,
             stderr=subprocess.STDOUT,
@@ -314,6 +322,40 @@ def restart(name: str, timeout: float = BOOT_TIMEOUT) -> None:
     hdir = host_dir(name)
     cleanup.stop_containers([hdir / "nspawn.pid"])
     wait_ssh(host, _boot(host, hdir), timeout)
+
+
+def set_personality(name: str, personality: str) -> None:
+    """Reboot host `name` with an nspawn personality ("x86": uname -m says i686; "": the machine's own)."""
+    hdir = host_dir(name)
+    current = (hdir / "personality").read_text().strip() if (hdir / "personality").exists() else ""
+    if current == personality:
+        return
+    if personality:
+        (hdir / "personality").write_text(personality + "\n")
+    else:
+        (hdir / "personality").unlink(missing_ok=True)
+    restart(name)
+
+
+# libfaketime from the image, preloaded through pam_env (/etc/environment) into every new SSH login session of
+# the host: what runs there (ansible's modules, a shell) sees the wall clock `seconds` off the kernel's. Containers
+# share the kernel clock, so this is the only way to skew one host; sshd itself is left alone (preloaded into
+# sshd, libfaketime's shifted monotonic clock breaks its sessions) and so are services systemd already runs.
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def set_clock_offset(name: str, seconds: int) -> None:
+    """Skew host `name`'s clock by `seconds` (0 restores it) for every SSH session opened from now on."""
+    hosts = json.loads(STATE_FILE.read_text())["hosts"]
+    ip = hosts[name]
+    drop = "sed -i -E '/^(LD_PRELOAD|FAKETIME|FAKETIME_DONT_FAKE_MONOTONIC)=/d' /etc/environment"
+    if seconds:
+        lines = [f"LD_PRELOAD={FAKETIME_LIB}", f"FAKETIME={int(seconds):+d}", "FAKETIME_DONT_FAKE_MONOTONIC=1"]
+        script = drop + "".join(f" && echo '{line}' >> /etc/environment" for line in lines)
+    else:
+        script = drop
+    ssh(ip, script, timeout=30)
+    log.info("clock of %s: %+d s", name, seconds)
 
 
 def remove_known_host(ip: str) -> None:

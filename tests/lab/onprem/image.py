@@ -48,6 +48,7 @@ PACKAGES = (
     "less",
     "sudo",
     "tzdata",  # so /etc/localtime names a real zone file (UTC) instead of relying on libc's fallback
+    "libfaketime",  # per-host clock skew (`scripts/lab fault HOST clock SECONDS`): containers share the kernel clock
 )
 IMAGE_PREFIX = "image-"
 BUILD_PREFIX = ".build-"
