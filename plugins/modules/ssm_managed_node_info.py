@@ -9,6 +9,7 @@ __metaclass__ = type
 
 # Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
 import contextlib
+import time
 from datetime import datetime
 
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
@@ -33,7 +34,8 @@ author:
   - hybrid-onboard contributors
 options:
   instance_ids:
-    description: Only these managed node IDs.
+    description:
+      - Only these managed node IDs. Any number; they are asked for in chunks of 50.
     type: list
     elements: str
   ping_status:
@@ -53,6 +55,21 @@ options:
     type: str
     choices: [ManagedInstance, EC2Instance, all]
     default: ManagedInstance
+  wait_ping_status:
+    description:
+      - Wait until every node of O(instance_ids) has this ping status (or O(wait_timeout) runs out), asking for
+        all of them in one query per poll. The nodes that never got there are returned in RV(not_ready); the
+        module does not fail because of them, so a play can fail just those hosts.
+    type: str
+    choices: [Online]
+  wait_timeout:
+    description: Seconds to wait with O(wait_ping_status).
+    type: int
+    default: 180
+  wait_delay:
+    description: Seconds between polls with O(wait_ping_status).
+    type: int
+    default: 5
 notes:
   - Read-only; supports check mode.
 extends_documentation_fragment:
@@ -66,14 +83,16 @@ EXAMPLES = r"""
   ssm_managed_node_info:
   register: __nodes
 
-- name: Wait until the nodes registered by this run are Online
+- name: Wait until the nodes registered by this run are Online (one query per poll for all of them)
   ssm_managed_node_info:
     instance_ids: "{{ __registered_ids }}"
-    ping_status: [Online]
+    wait_ping_status: Online
+    wait_timeout: 300
   register: __online
-  until: __online.count == __registered_ids | length
-  retries: 30
-  delay: 10
+
+- name: Fail the hosts whose node did not come Online
+  ansible.builtin.assert:
+    that: __my_id not in __online.not_ready
 """
 
 RETURN = r"""
@@ -129,13 +148,26 @@ counts_by_ping_status:
   returned: always
   type: dict
   sample: {Online: 3, ConnectionLost: 1}
+not_ready:
+  description: With O(wait_ping_status), the IDs of O(instance_ids) that did not reach it in time (unknown IDs too).
+  returned: when O(wait_ping_status) is set
+  type: list
+  elements: str
+waited:
+  description: With O(wait_ping_status), seconds spent waiting.
+  returned: when O(wait_ping_status) is set
+  type: float
 """
 
 
-def _filters(p, with_ids=True):
+# Values per InstanceIds filter in one DescribeInstanceInformation call.
+ID_CHUNK = 50
+
+
+def _filters(p, ids=None):
     filters = []
-    if with_ids and p["instance_ids"]:
-        filters.append({"Key": "InstanceIds", "Values": p["instance_ids"]})
+    if ids:
+        filters.append({"Key": "InstanceIds", "Values": ids})
     if p["ping_status"]:
         filters.append({"Key": "PingStatus", "Values": p["ping_status"]})
     if p["activation_ids"]:
@@ -155,6 +187,24 @@ def _snake(node):
     return out
 
 
+def _describe(client, p, ids):
+    """Nodes matching the filters; with ``ids`` only those (unknown ones are skipped, not an error)."""
+    if not ids:
+        return paginate(client, "describe_instance_information", "InstanceInformationList", Filters=_filters(p))
+    nodes = []
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start:start + ID_CHUNK]
+        try:
+            nodes += paginate(client, "describe_instance_information", "InstanceInformationList",
+                              Filters=_filters(p, chunk))
+        except is_boto3_error_code("InvalidInstanceId"):
+            # Some IDs are not registered (any more): list without that filter and keep the known ones.
+            wanted = set(chunk)
+            nodes += [n for n in paginate(client, "describe_instance_information", "InstanceInformationList",
+                                          Filters=_filters(p)) if n.get("InstanceId") in wanted]
+    return nodes
+
+
 def main():
     module = AnsibleAWSModule(
         argument_spec=dict(
@@ -164,30 +214,45 @@ def main():
             tags=dict(type="dict"),
             resource_type=dict(type="str", choices=["ManagedInstance", "EC2Instance", "all"],
                                default="ManagedInstance"),
+            wait_ping_status=dict(type="str", choices=["Online"]),
+            wait_timeout=dict(type="int", default=180),
+            wait_delay=dict(type="int", default=5),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    for option in ("instance_ids", "activation_ids", "ping_status"):
+    if p["instance_ids"] is not None and not p["instance_ids"]:
+        module.fail_json(msg="instance_ids must hold at least one ID when given (omit it to list every node)")
+    for option in ("activation_ids", "ping_status"):
         if p[option] is not None and not 1 <= len(p[option]) <= 100:
             module.fail_json(msg=f"{option} must hold 1 to 100 values (got {len(p[option])})")
+    if p["wait_ping_status"] and not p["instance_ids"]:
+        module.fail_json(msg="wait_ping_status needs instance_ids (the nodes to wait for)")
+    if p["wait_timeout"] < 0 or p["wait_delay"] < 1:
+        module.fail_json(msg=f"wait_timeout must be >= 0 and wait_delay >= 1 (got {p['wait_timeout']}, "
+                             f"{p['wait_delay']})")
+    ids = list(dict.fromkeys(p["instance_ids"] or []))
     client = aws_client(module, "ssm")
+    started = time.monotonic()
+    result = {}
     try:
-        try:
-            nodes = paginate(client, "describe_instance_information", "InstanceInformationList",
-                             Filters=_filters(p))
-        except is_boto3_error_code("InvalidInstanceId"):
-            # Some IDs are not registered (any more): list without that filter and keep the known ones.
-            wanted = set(p["instance_ids"] or [])
-            nodes = [n for n in paginate(client, "describe_instance_information", "InstanceInformationList",
-                                         Filters=_filters(p, with_ids=False)) if n.get("InstanceId") in wanted]
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+        while True:
+            nodes = _describe(client, p, ids)
+            if not p["wait_ping_status"]:
+                break
+            ready = {n["InstanceId"] for n in nodes if n.get("PingStatus") == p["wait_ping_status"]}
+            not_ready = [i for i in ids if i not in ready]
+            if not not_ready or time.monotonic() - started >= p["wait_timeout"]:
+                result = {"not_ready": not_ready, "waited": round(time.monotonic() - started, 1)}
+                break
+            time.sleep(p["wait_delay"])
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
         module.fail_json_aws(e, msg="Failed to describe instance information")
     managed = [_snake(n) for n in nodes]
     counts = {}
     for node in managed:
         counts[node.get("ping_status", "Unknown")] = counts.get(node.get("ping_status", "Unknown"), 0) + 1
-    module.exit_json(changed=False, managed_nodes=managed, count=len(managed), counts_by_ping_status=counts)
+    module.exit_json(changed=False, managed_nodes=managed, count=len(managed), counts_by_ping_status=counts, **result)
 
 
 if __name__ == "__main__":

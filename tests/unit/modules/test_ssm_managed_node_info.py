@@ -64,7 +64,8 @@ def test_unknown_ids_are_not_an_error(run_module, nodes):
 def test_check_mode_and_return_doc(run_module, tools, nodes):
     result = run_module(MODULE, {"instance_ids": nodes["ids"]}, check=True)
     assert result["count"] == 3
-    assert set(result) - tools.STANDARD_KEYS == tools.return_keys(MODULE)
+    # not_ready and waited come only with wait_ping_status (tested below).
+    assert set(result) - tools.STANDARD_KEYS == tools.return_keys(MODULE) - {"not_ready", "waited"}
 
 
 def test_bad_filter_values_fail_before_any_call(run_module, emulator, tools):
@@ -72,3 +73,28 @@ def test_bad_filter_values_fail_before_any_call(run_module, emulator, tools):
     result = run_module(MODULE, {"ping_status": ["Sleeping"]})
     assert result.get("failed") is True and "ping_status" in result["msg"]
     assert tools.total_calls(emulator.calls()) == 0
+
+
+def test_wait_for_online_returns_the_nodes_that_never_got_there(run_module, tools, nodes):
+    online, never = nodes["ids"][:2], nodes["ids"][2]
+    result = run_module(MODULE, {"instance_ids": nodes["ids"], "wait_ping_status": "Online",
+                                 "wait_timeout": 2, "wait_delay": 1})
+    assert result.get("failed") is not True, result
+    assert result["not_ready"] == [never]
+    assert result["waited"] >= 2
+    assert set(result) - tools.STANDARD_KEYS == tools.return_keys(MODULE)
+    quick = run_module(MODULE, {"instance_ids": online, "wait_ping_status": "Online", "wait_timeout": 60})
+    assert quick["not_ready"] == [] and quick["waited"] < 5
+
+
+def test_more_ids_than_one_filter_holds_are_asked_in_chunks(run_module, emulator, nodes):
+    unknown = [f"mi-{index:017x}" for index in range(1, 120)]
+    emulator.reset_calls()
+    result = run_module(MODULE, {"instance_ids": unknown + [nodes["ids"][0]]})
+    assert result.get("failed") is not True, result
+    assert [n["instance_id"] for n in result["managed_nodes"]] == [nodes["ids"][0]]
+
+
+def test_wait_needs_instance_ids(run_module):
+    result = run_module(MODULE, {"wait_ping_status": "Online"})
+    assert result.get("failed") is True and "instance_ids" in result["msg"]
