@@ -261,6 +261,47 @@ LINUX_PLUGINS = (
 )
 
 
+# The measurements the real Linux agent accepts per plugin (its translator rejects any other name, with or
+# without the "<plugin>_" prefix).
+_CPU = ("active", "guest", "guest_nice", "idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user")
+MEASUREMENTS = {
+    "cpu": tuple(f"{kind}_{field}" for kind in ("time", "usage") for field in _CPU),
+    "mem": ("active", "available", "available_percent", "buffered", "cached", "free", "inactive", "shared", "total",
+            "used", "used_percent"),
+    "swap": ("free", "used", "used_percent"),
+    "disk": ("free", "inodes_free", "inodes_total", "inodes_used", "total", "used", "used_percent"),
+    "diskio": ("iops_in_progress", "io_time", "read_bytes", "read_time", "reads", "write_bytes", "write_time",
+               "writes"),
+    "net": ("bytes_recv", "bytes_sent", "drop_in", "drop_out", "err_in", "err_out", "packets_recv", "packets_sent"),
+    "netstat": ("tcp_close", "tcp_close_wait", "tcp_closing", "tcp_established", "tcp_fin_wait1", "tcp_fin_wait2",
+                "tcp_last_ack", "tcp_listen", "tcp_none", "tcp_syn_recv", "tcp_syn_sent", "tcp_time_wait",
+                "udp_socket"),
+    "processes": ("blocked", "dead", "idle", "paging", "running", "sleeping", "stopped", "total", "total_threads",
+                  "wait", "zombies"),
+}
+
+
+def measurement_errors(config) -> list[tuple[str, str]]:
+    """Measurement names the agent does not collect for their plugin."""
+    collected = ((config.get("metrics") or {}).get("metrics_collected") or {}) if isinstance(config, dict) else {}
+    out = []
+    if not isinstance(collected, dict):
+        return out
+    for plugin, spec in collected.items():
+        allowed = MEASUREMENTS.get(plugin)
+        if allowed is None or not isinstance(spec, dict) or not isinstance(spec.get("measurement"), list):
+            continue
+        for index, item in enumerate(spec["measurement"]):
+            name = item.get("name") if isinstance(item, dict) else item
+            if not isinstance(name, str):
+                continue
+            field = name[len(plugin) + 1:] if name.startswith(plugin + "_") else name
+            if field not in allowed:
+                out.append((f"/metrics/metrics_collected/{plugin}/measurement/{index}",
+                            f"measurement name {name} is invalid for {plugin}; valid: {', '.join(allowed)}"))
+    return out
+
+
 def structural_checks(config) -> list[tuple[str, str]]:
     """Fallback when the package carries no schema: the shapes the lab's agent itself relies on."""
     out: list[tuple[str, str]] = []
@@ -315,6 +356,7 @@ def validate(config, schema: dict | None, os_name: str = "linux") -> list[str]:
     """Every problem as ``Under path : … | Error : …`` (empty list = valid)."""
     problems = Validator(schema).errors(config) if schema is not None else structural_checks(config)
     problems += platform_errors(config, schema, os_name)
+    problems += measurement_errors(config)
     seen, out = set(), []
     for where, message in problems:
         line = f"Under path : {where} | Error : {message}"
