@@ -337,24 +337,26 @@ def set_personality(name: str, personality: str) -> None:
     restart(name)
 
 
-# libfaketime from the image, preloaded through pam_env (/etc/environment) into every new SSH login session of
-# the host: what runs there (ansible's modules, a shell) sees the wall clock `seconds` off the kernel's. Containers
-# share the kernel clock, so this is the only way to skew one host; sshd itself is left alone (preloaded into
-# sshd, libfaketime's shifted monotonic clock breaks its sessions) and so are services systemd already runs.
+# libfaketime from the image, preloaded through pam_env (/etc/environment) into every new SSH login session of the
+# host: what runs there (ansible's modules, a shell) sees the wall clock `seconds` off the kernel's. Containers share
+# the kernel clock, so this is the only way to skew one host. Not /etc/ld.so.preload: preloaded into everything,
+# libfaketime's shifted monotonic clock makes sshd drop its sessions. Open sessions keep the environment they
+# started with, so they are closed (a second later, after this command's own session): clients such as ansible's
+# ControlPersist masters reconnect and get the new clock.
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 def set_clock_offset(name: str, seconds: int) -> None:
-    """Skew host `name`'s clock by `seconds` (0 restores it) for every SSH session opened from now on."""
+    """Skew host `name`'s clock by `seconds` (0 restores it) for every SSH session from now on."""
     hosts = json.loads(STATE_FILE.read_text())["hosts"]
     ip = hosts[name]
-    drop = "sed -i -E '/^(LD_PRELOAD|FAKETIME|FAKETIME_DONT_FAKE_MONOTONIC)=/d' /etc/environment"
+    script = "sed -i -E '/^(LD_PRELOAD|FAKETIME|FAKETIME_DONT_FAKE_MONOTONIC)=/d' /etc/environment"
     if seconds:
         lines = [f"LD_PRELOAD={FAKETIME_LIB}", f"FAKETIME={int(seconds):+d}", "FAKETIME_DONT_FAKE_MONOTONIC=1"]
-        script = drop + "".join(f" && echo '{line}' >> /etc/environment" for line in lines)
-    else:
-        script = drop
+        script += "".join(f" && echo '{line}' >> /etc/environment" for line in lines)
+    script += " && setsid sh -c \"sleep 1; pkill -f 'sshd: root@'\" >/dev/null 2>&1 < /dev/null &"
     ssh(ip, script, timeout=30)
+    time.sleep(2)
     log.info("clock of %s: %+d s", name, seconds)
 
 
