@@ -45,6 +45,10 @@ class Lab:
             check=check, timeout=timeout,
         )
 
+    def fault(self, host: str, kind: str, value: str) -> None:
+        """`scripts/lab fault HOST clock SECONDS | arch i686|native | link down|up`."""
+        run([str(LAB), "fault", host, kind, value], timeout=120)
+
     def aws(self, *args: str, check=True) -> subprocess.CompletedProcess:
         return run([str(ROOT / ".venv" / "bin" / "aws"), *args, "--output", "json"], check=check, env=self.env)
 

@@ -65,6 +65,13 @@ def manual_site(lab):
         "named-checkconf && systemctl restart named"))
     s3_dns = next(e["DnsName"] for e in endpoints["s3"]["DnsEntries"] if e["DnsName"].startswith("*."))
     yield {"role": role, "s3_host": s3_dns.replace("*.", "bucket.", 1), "inbound": inbound}
+    # Later tests onboard clean hosts: take the agents, their state and the managed instances away again.
+    for host in lab.hosts:
+        lab.ssh(host, "dpkg --purge amazon-ssm-agent amazon-cloudwatch-agent >/dev/null 2>&1; "
+                      "rm -rf /var/lib/amazon /etc/amazon /opt/aws /root/.aws /tmp/*.deb", check=False)
+    ssm = lab.client("ssm")
+    for node in ssm.describe_instance_information()["InstanceInformationList"]:
+        ssm.deregister_managed_instance(InstanceId=node["InstanceId"])
     # The lab is shared: give dns1 back its stock bind9 configuration.
     lab.ssh(lab.dns_host[0], "mv /root/named.conf.options.orig /etc/bind/named.conf.options && systemctl restart named")
     r53r.delete_resolver_endpoint(ResolverEndpointId=resolver["Id"])

@@ -71,3 +71,38 @@ def test_endpoint_sg_without_443_is_diagnosed(lab, private_path):
         assert "TCP 443 blocked by the endpoint SG" in result.stdout, result.stdout[-4000:]
     finally:
         assert playbook("network.yml").rc == 0  # puts the rule back
+
+
+def _no_agent_anywhere(lab):
+    return all(lab.ssh(h, "dpkg-query -W amazon-ssm-agent", check=False).returncode != 0 for h in lab.hosts)
+
+
+def test_clock_off_is_caught_before_any_change(lab, private_path):
+    host = sorted(lab.hosts)[1]
+    assert _no_agent_anywhere(lab)
+    lab.fault(host, "clock", "400")
+    try:
+        # The SSM Agent phase starts with the preflight: it must stop before touching any host.
+        result = playbook("ssm_agent.yml")
+        assert result.rc != 0
+        assert "clock 400 s off" in result.stdout or "clock 399 s off" in result.stdout, result.stdout[-4000:]
+        assert result.recap[host]["failed"] == 1
+        assert result.total_changed == 0
+        assert _no_agent_anywhere(lab)
+    finally:
+        lab.fault(host, "clock", "0")
+
+
+def test_unsupported_arch_is_caught_before_any_change(lab, private_path):
+    host = sorted(lab.hosts)[-1]
+    lab.fault(host, "arch", "i686")
+    try:
+        assert lab.ssh(host, "uname -m").stdout.strip() == "i686"
+        result = playbook("ssm_agent.yml")
+        assert result.rc != 0
+        assert "unsupported architecture i686" in result.stdout, result.stdout[-4000:]
+        assert result.recap[host]["failed"] == 1
+        assert result.total_changed == 0
+        assert _no_agent_anywhere(lab)
+    finally:
+        lab.fault(host, "arch", "native")
