@@ -48,6 +48,7 @@ PACKAGES = (
     "less",
     "sudo",
     "tzdata",  # so /etc/localtime names a real zone file (UTC) instead of relying on libc's fallback
+    "rsyslog",  # /var/log/syslog, the log file AWS's published CloudWatch agent procedure collects
     "libfaketime",  # per-host clock skew (`scripts/lab fault HOST clock SECONDS`): containers share the kernel clock
 )
 IMAGE_PREFIX = "image-"
