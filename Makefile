@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 HOSTS ?= 3
 # Debian packages the lab and the tests need (the controller itself needs only Python).
-APT_PACKAGES := debootstrap systemd-container iproute2 dnsutils openssl gnupg dpkg-dev curl ca-certificates
+APT_PACKAGES := debootstrap systemd-container iproute2 dnsutils openssl gnupg dpkg-dev curl ca-certificates chromium
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_INJECT_FACT_VARS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
