@@ -199,8 +199,12 @@ def test_reregister_prompts_unless_y(tmp_path, emulator, activation):
 
 def test_clear_removes_vault_but_keeps_registration_file(tmp_path, emulator, activation, monkeypatch):
     assert _register(tmp_path, emulator, activation, "-y").returncode == 0
-    out = _run(tmp_path, "-clear")
+    alone = _run(tmp_path, "-clear")  # the real agent prints its usage: -clear belongs to -register
+    assert alone.returncode == 1 and "-register" in alone.stderr
+    assert (tmp_path / "var/lib/amazon/ssm/Vault").exists()
+    out = _run(tmp_path, "-register", "-clear")
     assert out.returncode == 0
+    assert "Registration information has been removed from the instance." in out.stdout + out.stderr
     assert not (tmp_path / "var/lib/amazon/ssm/Vault").exists()
     assert (tmp_path / "var/lib/amazon/ssm/registration").exists()  # stale, like the real agent's
     monkeypatch.setenv("HYBRID_LAB_AGENT_ROOT", str(tmp_path))

@@ -261,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _setup_logging(console=bool(opts))
     if opts.get("register"):
+        # As the real agent's processRegistration: without code, id and region, -clear clears the registration.
+        if opts.get("clear") and not (opts.get("code") and opts.get("id") and opts.get("region")):
+            return clear()
         return register(opts.get("code", ""), opts.get("id", ""), opts.get("region", ""), bool(opts.get("y")))
-    if opts.get("clear"):
-        return clear()
     if opts.get("fingerprint"):
         return set_similarity_threshold(opts.get("similarityThreshold", ""))
     if opts:
@@ -359,7 +360,7 @@ def register(code: str, activation_id: str, region: str, force: bool) -> int:
 
 
 def clear() -> int:
-    """``-clear``: drop the Vault. Like the real agent, the registration file stays (and goes stale)."""
+    """``-register -clear``: drop the Vault. Like the real agent, the registration file stays (and goes stale)."""
     vault = root_path(VAULT_DIR)
     try:
         if os.path.isdir(vault):
@@ -367,8 +368,9 @@ def clear() -> int:
     except OSError as exc:
         print(f"Error occurred while clearing registration: {exc}")
         return 1
-    print("Registration cleared")
-    log.info("Instance registration cleared from the Vault")
+    message = "Registration information has been removed from the instance."
+    print(message)
+    log.info(message)
     return 0
 
 
