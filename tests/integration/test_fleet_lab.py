@@ -1,0 +1,133 @@
+"""Issue #9 on the lab, after the onboarding phases: fleet.yml's associations really run on the hosts (inventory of
+each host via the stand-in agent, the sync's objects in the central bucket, AWS Config recording), the report
+(json/md/html) says what a person would check, and offboard.yml takes one host out while the others stay Online.
+
+Asserted from outside: boto3 on the emulator, files / packages / systemctl over SSH, the report files.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from labtools import ROOT, playbook, wait_until
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "lab-hybrid-onboard-inventory"
+ASSOCIATIONS = {"lab-update-ssm-agent": "AWS-UpdateSSMAgent", "lab-update-cloudwatch-agent": "AWS-ConfigureAWSPackage",
+                "lab-software-inventory": "AWS-GatherSoftwareInventory"}
+
+
+def nodes(lab) -> list[dict]:
+    return lab.client("ssm").describe_instance_information()["InstanceInformationList"]
+
+
+def vault_id(lab, host) -> str:
+    out = lab.ssh(host, "cat /var/lib/amazon/ssm/Vault/Store/RegistrationKey 2>/dev/null || true").stdout
+    return json.loads(out)["instanceID"] if out.strip() else ""
+
+
+def cleanup_hosts(lab):
+    for host in lab.hosts:
+        lab.ssh(host, "dpkg --purge amazon-ssm-agent amazon-cloudwatch-agent >/dev/null 2>&1; rm -rf /var/lib/amazon "
+                      "/etc/amazon /opt/aws /var/cache/hybrid-onboard /etc/hybrid-onboard /root/.aws", check=False)
+    ssm = lab.client("ssm")
+    for node in nodes(lab):
+        ssm.deregister_managed_instance(InstanceId=node["InstanceId"])
+
+
+@pytest.fixture(scope="module")
+def onboarded(lab):
+    """Every host Online with both agents (the phases before fleet.yml)."""
+    for name in ("network.yml", "identity.yml", "activation.yml", "onprem_dns.yml", "ssm_agent.yml",
+                 "cloudwatch_agent.yml"):
+        result = playbook(name)
+        assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
+    yield
+    playbook("fleet.yml", extra_vars={"ssm_fleet_state": "absent"})
+    cleanup_hosts(lab)
+    playbook("onprem_dns.yml", extra_vars={"onprem_dns_forwarder_state": "absent"})
+    assert playbook("network.yml", extra_vars={"hybrid_network_state": "absent"}).rc == 0
+
+
+def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, onboarded):
+    result = playbook("fleet.yml")
+    assert result.rc == 0, result.stdout[-5000:]
+    ssm = lab.client("ssm")
+    found = {a.get("AssociationName"): a for a in ssm.list_associations()["Associations"]}
+    for name, document in ASSOCIATIONS.items():
+        assert found[name]["Name"] == document  # ListAssociations' Name is the document's
+        assert found[name]["Targets"] == [{"Key": "tag:HybridName", "Values": ["lab"]}]
+        assert ssm.describe_association(AssociationId=found[name]["AssociationId"])[
+            "AssociationDescription"]["Name"] == document
+    ids = {vault_id(lab, h) for h in lab.hosts}
+    # The associations really ran: every node reports success, and its software inventory arrived from the agent.
+    for node in nodes(lab):
+        assert node["InstanceId"] in ids and node.get("AssociationStatus") == "Success", node
+        entries = ssm.list_inventory_entries(InstanceId=node["InstanceId"], TypeName="AWS:Application")["Entries"]
+        assert any(e.get("Name") == "amazon-ssm-agent" for e in entries), entries[:5]
+    # The resource data sync wrote each node's inventory into the central bucket.
+    keys = wait_until("inventory objects in the central bucket", lambda: [
+        o["Key"] for o in lab.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="inventory/").get("Contents", [])],
+        timeout=60)
+    for instance_id in ids:
+        assert any(k.endswith(f"/{instance_id}.json") and "/AWS:Application/" in k for k in keys), keys[:10]
+    # AWS Config records the SSM inventory.
+    config = lab.client("config")
+    recorder = config.describe_configuration_recorders()["ConfigurationRecorders"][0]
+    assert set(recorder["recordingGroup"]["resourceTypes"]) >= {"AWS::SSM::ManagedInstanceInventory",
+                                                                 "AWS::SSM::FileData"}
+    assert config.describe_configuration_recorder_status()["ConfigurationRecordersStatus"][0]["recording"] is True
+
+    again = playbook("fleet.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
+    check = playbook("fleet.yml", check_mode=True)
+    assert check.rc == 0 and check.total_changed == 0, check.stdout[-4000:]
+
+
+def test_report_has_one_onboarded_row_per_host_and_rerun_changes_nothing(lab, onboarded):
+    result = playbook("report.yml")
+    assert result.rc == 0, result.stdout[-5000:]
+    report = json.loads((ROOT / "artifacts" / "report.json").read_text())
+    rows = {r["host"]: r for r in report["hosts"]}
+    assert set(rows) == set(lab.hosts)
+    by_ip = {n["IPAddress"]: n for n in nodes(lab)}
+    for host, ip in lab.hosts.items():
+        row = rows[host]
+        assert row["preflight"] == "passed" and row["ping_status"] == "Online", row
+        assert row["instance_id"] == by_ip[ip]["InstanceId"] == vault_id(lab, host)
+        assert row["ssm_agent_version"] == by_ip[ip]["AgentVersion"]
+        assert row["cloudwatch_agent_version"] and row["metrics_seen"] > 0 and row["logs_seen"] == 1
+        assert row["onboarded"] is True
+    assert report["summary"]["onboarded"] == len(lab.hosts)
+    html = (ROOT / "artifacts" / "report.html").read_text()
+    assert all(host in html for host in lab.hosts)
+    assert "| " + sorted(lab.hosts)[0] in (ROOT / "artifacts" / "report.md").read_text()
+    assert sorted(lab.hosts)[0] in result.stdout  # the summary table is printed
+    again = playbook("report.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.stdout[-3000:]
+
+
+def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(lab, onboarded):
+    host = sorted(lab.hosts)[-1]
+    others = [h for h in lab.hosts if h != host]
+    gone_id = vault_id(lab, host)
+    assert gone_id
+    check = playbook("offboard.yml", "--limit", host, check_mode=True)
+    assert check.rc == 0, check.stdout[-4000:]
+    assert gone_id in {n["InstanceId"] for n in nodes(lab)}  # check mode changed nothing
+    result = playbook("offboard.yml", "--limit", host)
+    assert result.rc == 0, result.stdout[-5000:]
+    assert gone_id not in {n["InstanceId"] for n in nodes(lab)}
+    out = lab.ssh(host, "dpkg-query -W -f='${db:Status-Abbrev}\\n' amazon-ssm-agent amazon-cloudwatch-agent 2>&1;"
+                        " ls /var/lib/amazon/ssm /opt/aws/amazon-cloudwatch-agent 2>&1; "
+                        "grep -c aws_access_key_id /root/.aws/credentials 2>/dev/null || echo no-key",
+                  check=False).stdout
+    assert "ii" not in out and "No such file" in out and out.strip().endswith(("0", "no-key")), out
+    for unit in ("amazon-ssm-agent", "amazon-cloudwatch-agent"):
+        assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() != "active"
+    online = {n["IPAddress"] for n in nodes(lab) if n["PingStatus"] == "Online"}
+    assert {lab.hosts[h] for h in others} <= online
+    again = playbook("offboard.yml", "--limit", host)
+    assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
