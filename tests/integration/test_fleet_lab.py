@@ -129,5 +129,7 @@ def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(la
         assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() != "active"
     online = {n["IPAddress"] for n in nodes(lab) if n["PingStatus"] == "Online"}
     assert {lab.hosts[h] for h in others} <= online
+    check_again = playbook("offboard.yml", "--limit", host, check_mode=True)
+    assert check_again.rc == 0 and check_again.total_changed == 0, check_again.stdout[-4000:]
     again = playbook("offboard.yml", "--limit", host)
     assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
