@@ -117,24 +117,46 @@ def action_of(service: str, environ: dict[str, Any], body: bytes) -> str:
 # --- state ------------------------------------------------------------------------------------
 
 
+_CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
+
+
+def caller_of(environ: dict[str, Any]) -> str:
+    """The access key id a request is signed with (SigV4 Authorization header), or ``anonymous``."""
+    match = _CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else "anonymous"
+
+
 class CallCounter:
-    """Thread-safe {service: {action: count}}."""
+    """Thread-safe {service: {action: count}}, also kept per caller (access key id)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._by_caller: dict[str, dict[str, dict[str, int]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(int))
+        )
 
-    def record(self, service: str, action: str) -> None:
+    def record(self, service: str, action: str, caller: str = "anonymous") -> None:
         with self._lock:
             self._counts[service][action] += 1
+            self._by_caller[caller][service][action] += 1
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         with self._lock:
             return {svc: dict(actions) for svc, actions in self._counts.items()}
 
+    def snapshot_by_caller(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{access key id: {service: {action: count}}}: the controller's calls apart from the agents'."""
+        with self._lock:
+            return {
+                caller: {svc: dict(actions) for svc, actions in services.items()}
+                for caller, services in self._by_caller.items()
+            }
+
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._by_caller.clear()
 
 
 @dataclass
@@ -319,7 +341,7 @@ class LabMiddleware:
         service = service_of(environ)
         if not internal:
             action = action_of(service, environ, body)
-            self.calls.record(service, action)
+            self.calls.record(service, action, caller_of(environ))
             latency = self.faults.config.latency_ms
             if latency:
                 time.sleep(latency / 1000.0)
@@ -382,6 +404,7 @@ class LabMiddleware:
                 {"status": "ok", "clock_offset_seconds": clock.offset()},
             ),
             ("GET", "/_lab/calls"): lambda _b: (200, self.calls.snapshot()),
+            ("GET", "/_lab/calls/by-caller"): lambda _b: (200, self.calls.snapshot_by_caller()),
             ("POST", "/_lab/calls/reset"): self._reset_calls,
             ("GET", "/_lab/faults"): lambda _b: (200, asdict(self.faults.config)),
             ("POST", "/_lab/faults"): self._set_faults,

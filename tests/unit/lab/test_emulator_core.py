@@ -123,6 +123,27 @@ def test_calls_are_counted_per_service_and_action(emulator) -> None:
     assert emulator.calls() == {}
 
 
+def test_calls_are_also_counted_per_caller(emulator) -> None:
+    """The bench tells the controller's calls from the agents': each signing key has its own counts."""
+    import boto3
+    import requests
+
+    emulator.reset_calls()
+    emulator.client("ec2").describe_vpcs()
+    boto3.client("ssm", endpoint_url=emulator.url, region_name=labconst.REGION, aws_access_key_id="agentkey",
+                 aws_secret_access_key="x").describe_parameters()
+    requests.post(emulator.url, headers={"X-Amz-Target": "AmazonSSM.DescribeParameters",
+                                         "Content-Type": "application/x-amz-json-1.1"}, data="{}", timeout=5)
+    status, by_caller = emulator.lab("GET", "/_lab/calls/by-caller")
+    assert status == 200
+    assert by_caller[labconst.ACCESS_KEY] == {"ec2": {"DescribeVpcs": 1}}
+    assert by_caller["agentkey"] == {"ssm": {"DescribeParameters": 1}}
+    assert by_caller["anonymous"] == {"ssm": {"DescribeParameters": 1}}
+    assert emulator.calls()["ssm"] == {"DescribeParameters": 2}
+    emulator.reset_calls()
+    assert emulator.lab("GET", "/_lab/calls/by-caller")[1] == {}
+
+
 def test_internal_requests_are_neither_counted_nor_faulted(emulator) -> None:
     emulator.reset_calls()
     ec2 = emulator.client("ec2")
