@@ -20,7 +20,7 @@ description:
   - Runs on the managed host (Python standard library only).
   - With O(state=info) (the default) it only reads the registration. "Registered" is decided by the agent's
     Vault (C(<data_dir>/Vault/Store/RegistrationKey)), never by C(<data_dir>/registration), which the agent keeps
-    after C(amazon-ssm-agent -clear) and which can therefore be stale (RV(registration_file_stale)).
+    after C(amazon-ssm-agent -register -clear) and which can therefore be stale (RV(registration_file_stale)).
   - With O(state=registered) it registers the host with a hybrid activation, as AWS's procedure does - stop the
     agent's service, C(amazon-ssm-agent -register -code <code> -id <id> -region <region> -y) - unless the Vault
     already holds a registration in O(region) (and O(force) is not set). It does not start the service again;
@@ -145,7 +145,7 @@ registration_file:
 registration_file_stale:
   description:
     - Whether the registration file exists but disagrees with the Vault (other id or region, or no Vault
-      registration at all, e.g. after C(amazon-ssm-agent -clear)).
+      registration at all, e.g. after C(amazon-ssm-agent -register -clear)).
   returned: always
   type: bool
   sample: false

@@ -188,7 +188,9 @@ def test_info_after_clear_sees_the_stale_registration_file(run_module, host, act
     assert registered["changed"] is True, registered
     assert run_module(MODULE, host.args())["registration_file_stale"] is False
 
-    cleared = subprocess.run([str(host.agent), "-clear"], capture_output=True, text=True, env=os.environ.copy())
+    cleared = subprocess.run(
+        [str(host.agent), "-register", "-clear"], capture_output=True, text=True, env=os.environ.copy()
+    )
     assert cleared.returncode == 0, cleared.stderr
     info = run_module(MODULE, host.args())
     assert info["registered"] is False and info["instance_id"] is None
