@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 
+import labconst as C
 import pytest
-from labtools import ROOT, playbook, wait_until
+from labtools import ROOT, playbook, run, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +110,47 @@ def test_report_has_one_onboarded_row_per_host_and_rerun_changes_nothing(lab, on
     assert again.rc == 0 and again.total_changed == 0, again.stdout[-3000:]
 
 
-def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(lab, onboarded):
+INVENTORY_CONFIG = """\
+plugin: ssm_nodes
+regions: [eu-west-1]
+filters:
+  tag:HybridName: lab
+ping_status: [Online]
+hostnames: [tag:Hostname, computer_name]
+keyed_groups:
+  - {key: ssm_ping_status, prefix: ssm_ping}
+  - {key: ssm_tags.Rack, prefix: rack}
+"""
+
+
+def graph(tmp_path) -> tuple[str, dict]:
+    config = tmp_path / "lab.ssm_nodes.yml"
+    config.write_text(INVENTORY_CONFIG)
+    tool = str(ROOT / ".venv" / "bin" / "ansible-inventory")
+    env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **C.controller_env()}
+    shown = run([tool, "-i", str(config), "--graph"], env=env, cwd=str(ROOT)).stdout
+    listed = json.loads(run([tool, "-i", str(config), "--list"], env=env, cwd=str(ROOT)).stdout)
+    return shown, listed
+
+
+def test_inventory_plugin_lists_exactly_the_online_hosts_with_their_groups(lab, onboarded, tmp_path):
+    shown, listed = graph(tmp_path)
+    print(shown)
+    hostvars = listed["_meta"]["hostvars"]
+    assert set(hostvars) == set(lab.hosts)
+    for host, ip in lab.hosts.items():
+        assert hostvars[host]["ansible_host"] == ip and hostvars[host]["ssm_ping_status"] == "Online"
+        assert hostvars[host]["ssm_instance_id"] == vault_id(lab, host)
+    rack_groups = {f"rack_{hostvars[h]['ssm_tags']['Rack']}".replace("-", "_") for h in lab.hosts}
+    lines = [line.strip() for line in shown.splitlines()]
+    assert lines[0] == "@all:" and "|--@ssm_ping_Online:" in lines
+    for group in rack_groups:
+        assert f"|--@{group}:" in lines
+    assert sorted(line.removeprefix("|  |--") for line in lines if line.startswith("|  |--") and
+                  not line.startswith("|  |--@")) == sorted(list(lab.hosts) * (1 + 1))  # in both group kinds
+
+
+def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(lab, onboarded, tmp_path):
     host = sorted(lab.hosts)[-1]
     others = [h for h in lab.hosts if h != host]
     gone_id = vault_id(lab, host)
@@ -133,3 +174,6 @@ def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(la
     assert check_again.rc == 0 and check_again.total_changed == 0, check_again.stdout[-4000:]
     again = playbook("offboard.yml", "--limit", host)
     assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
+    # The dynamic inventory no longer lists it; the others stay.
+    _shown, listed = graph(tmp_path)
+    assert set(listed["_meta"]["hostvars"]) == set(others)
