@@ -498,7 +498,7 @@ def cw_agent_config(
     credentials_profile=None,
 ):
     """The agent's JSON config (a dict) for the role's variables; see the module docstring."""
-    agent = {"metrics_collection_interval": _int(VAR + "interval", interval)}
+    agent = {"metrics_collection_interval": _int(VAR + "metrics_interval", interval)}
     user = _str(VAR + "run_as_user", run_as_user, 33)
     if not _USER_RE.match(user):
         _fail(

@@ -459,8 +459,8 @@ ERROR_CASES = [
         r"mem\.append_dimensions may have at most 30",
     ),
     # agent / metrics section
-    ({"interval": 0}, r"cloudwatch_agent_interval must be an integer from 1 to 172800"),
-    ({"interval": 172801}, r"cloudwatch_agent_interval must be an integer from 1 to 172800"),
+    ({"interval": 0}, r"cloudwatch_agent_metrics_interval must be an integer from 1 to 172800"),
+    ({"interval": 172801}, r"cloudwatch_agent_metrics_interval must be an integer from 1 to 172800"),
     ({"run_as_user": ""}, r"cloudwatch_agent_run_as_user must be a non-empty string"),
     ({"run_as_user": "cw agent"}, r"cloudwatch_agent_run_as_user must be a user name"),
     ({"region": "Ireland"}, r"cloudwatch_agent_region must look like 'eu-west-1'"),
