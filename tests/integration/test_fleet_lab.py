@@ -123,13 +123,24 @@ keyed_groups:
 """
 
 
+def plain(value):
+    """ansible-inventory --list marks the plugin's strings {"__ansible_unsafe": ...}: read them as plain values."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def graph(tmp_path) -> tuple[str, dict]:
     config = tmp_path / "lab.ssm_nodes.yml"
     config.write_text(INVENTORY_CONFIG)
     tool = str(ROOT / ".venv" / "bin" / "ansible-inventory")
     env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **C.controller_env()}
     shown = run([tool, "-i", str(config), "--graph"], env=env, cwd=str(ROOT)).stdout
-    listed = json.loads(run([tool, "-i", str(config), "--list"], env=env, cwd=str(ROOT)).stdout)
+    listed = plain(json.loads(run([tool, "-i", str(config), "--list"], env=env, cwd=str(ROOT)).stdout))
     return shown, listed
 
 
