@@ -91,7 +91,10 @@ def write_inventory(hosts: dict[str, str]) -> None:
         if name == C.DNS_HOST_NAME:
             continue
         lines += [f"            {name}:", f"              ansible_host: {ip}"]
-    INVENTORY_FILE.write_text("\n".join(lines) + "\n")
+    # Atomic: playbooks of other test streams (AWS-side, localhost only) read this directory while a lab comes up.
+    partial = INVENTORY_FILE.with_name(f".{INVENTORY_FILE.name}.partial")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(INVENTORY_FILE)
 
 
 def env_lines() -> list[str]:

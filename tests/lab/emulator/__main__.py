@@ -1,7 +1,9 @@
 """Command line: ``PYTHONPATH=tests/lab python -m emulator [--host 127.0.0.1] [--port 4566]``.
 
 The process re-executes itself once with ``--process-marker hybrid-onboard-lab-emulator`` in its
-argv, so ``pkill -f hybrid-onboard-lab-emulator`` finds a stale emulator whatever launched it; the
+argv, so ``pkill -f hybrid-onboard-lab-emulator`` finds a stale emulator whatever launched it. A private
+emulator (scripts/run-molecule's) is started with ``--process-marker hybrid-onboard-molecule-emulator``: the lab's
+up/down leave it alone, so molecule and a lab can run side by side. The
 kernel thread name is set to ``holab-emulator`` for ``ps``/``top``.
 """
 
@@ -33,8 +35,9 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if PROCESS_MARKER not in argv:
-        # Same interpreter and module, argv list (no shell): only the marker is added.
+    if "--process-marker" not in argv:
+        # Same interpreter and module, argv list (no shell): only the marker is added. A private emulator (molecule's)
+        # passes its own marker, one that `scripts/lab up/down` do not stop.
         os.execv(  # noqa: S606
             sys.executable, [sys.executable, "-m", "emulator", *argv, "--process-marker", PROCESS_MARKER]
         )
