@@ -25,7 +25,7 @@ import botocore.retries.standard
 import labconst
 import pytest
 from botocore.exceptions import ClientError
-from emulator import PROCESS_MARKER, clock
+from emulator import clock
 from emulator.middleware import CallCounter, FaultConfig, LabMiddleware, action_of, service_of
 
 PROJECT = Path(__file__).resolve().parents[3]
@@ -82,6 +82,21 @@ def test_seeded_vpc_and_subnets_have_the_lab_ids(emulator) -> None:
         ]
     )["Subnets"]
     assert [s["SubnetId"] for s in by_az] == [SUBNET_B]
+
+
+def test_a_metric_is_listed_once_whatever_its_dimension_order(emulator) -> None:
+    """ListMetrics names each metric once: namespace, name and the set of its dimensions (moto lists one per datum)."""
+    cw = emulator.client("cloudwatch")
+    host_then_cpu = [{"Name": "host", "Value": "web1"}, {"Name": "cpu", "Value": "cpu-total"}]
+    for dims in (host_then_cpu, host_then_cpu, host_then_cpu[::-1]):
+        cw.put_metric_data(Namespace="DimsOrder", MetricData=[{"MetricName": "cpu_usage_idle", "Dimensions": dims,
+                                                               "Value": 97.0}])
+    cw.put_metric_data(Namespace="DimsOrder", MetricData=[{"MetricName": "cpu_usage_idle", "Value": 1.0,
+                                                           "Dimensions": [{"Name": "host", "Value": "web2"},
+                                                                          {"Name": "cpu", "Value": "cpu-total"}]}])
+    listed = cw.list_metrics(Namespace="DimsOrder")["Metrics"]
+    assert sorted(sorted((d["Name"], d["Value"]) for d in m["Dimensions"]) for m in listed) == [
+        [("cpu", "cpu-total"), ("host", "web1")], [("cpu", "cpu-total"), ("host", "web2")]]
 
 
 def test_seed_is_idempotent_and_buckets_exist(emulator) -> None:
@@ -735,7 +750,8 @@ def test_cli_server_with_aws_cli(tmp_path) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT / "tests" / "lab"), "HYBRID_LAB_FAULT_THROTTLE_RATE": "0"}
     log_file = (tmp_path / "emulator.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", str(port)],
+        # Its own marker, so a lab brought up or down meanwhile (another test stream) leaves it alone.
+        [sys.executable, "-m", "emulator", "--port", str(port), "--process-marker", "hybrid-onboard-unit-emulator"],
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
@@ -753,7 +769,7 @@ def test_cli_server_with_aws_cli(tmp_path) -> None:
                     pytest.fail(f"emulator did not start: {(tmp_path / 'emulator.log').read_text()}")
                 time.sleep(0.2)
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert PROCESS_MARKER.encode() in cmdline, "stale emulators must be findable with pkill -f"
+        assert b"hybrid-onboard-unit-emulator" in cmdline, "stale emulators must be findable with pkill -f"
 
         cli_env = {
             **os.environ,
@@ -820,3 +836,27 @@ def test_iam_user_with_key_and_policy_can_be_deleted_like_amazon_aws_does(emulat
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.list_service_specific_credentials(UserName="nobody-here")
     iam.delete_user(UserName="lab-ext-user")
+
+
+def test_private_emulator_is_not_the_labs_to_stop(tmp_path) -> None:
+    """scripts/run-molecule's emulator carries its own marker: `scripts/lab up/down` must not stop it."""
+    from onprem import cleanup
+    from onprem.system import processes
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT / "tests" / "lab")}
+    marker = "hybrid-onboard-molecule-emulator"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", str(port), "--process-marker", marker],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while marker.encode() not in Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0"):
+            assert proc.poll() is None and time.monotonic() < deadline, "emulator did not re-execute with its marker"
+            time.sleep(0.1)
+        (me,) = [p for p in processes() if p.pid == proc.pid]
+        assert me.cmdline.count(marker) == 1 and not cleanup.has_marker(me), me.cmdline
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
