@@ -53,9 +53,17 @@ def onboarded(lab):
 
 
 def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, onboarded):
+    # Four steps: check mode first reports the changes and makes none ...
+    first_check = playbook("fleet.yml", check_mode=True)
+    assert first_check.rc == 0 and first_check.total_changed > 0, first_check.stdout[-5000:]
+    ssm = lab.client("ssm")
+    assert not [a for a in ssm.list_associations()["Associations"] if a.get("AssociationName") in ASSOCIATIONS]
+    assert BUCKET not in {b["Name"] for b in lab.client("s3").list_buckets()["Buckets"]}
+    assert not ssm.list_resource_data_sync()["ResourceDataSyncItems"]
+    assert not lab.client("config").describe_configuration_recorders()["ConfigurationRecorders"]
+    # ... then the real run.
     result = playbook("fleet.yml")
     assert result.rc == 0, result.stdout[-5000:]
-    ssm = lab.client("ssm")
     found = {a.get("AssociationName"): a for a in ssm.list_associations()["Associations"]}
     for name, document in ASSOCIATIONS.items():
         assert found[name]["Name"] == document  # ListAssociations' Name is the document's
@@ -81,10 +89,10 @@ def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, o
                                                                  "AWS::SSM::FileData"}
     assert config.describe_configuration_recorder_status()["ConfigurationRecordersStatus"][0]["recording"] is True
 
-    again = playbook("fleet.yml")
-    assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
     check = playbook("fleet.yml", check_mode=True)
     assert check.rc == 0 and check.total_changed == 0, check.stdout[-4000:]
+    again = playbook("fleet.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
 
 
 def test_report_has_one_onboarded_row_per_host_and_rerun_changes_nothing(lab, onboarded):
@@ -142,6 +150,46 @@ def graph(tmp_path) -> tuple[str, dict]:
     shown = run([tool, "-i", str(config), "--graph"], env=env, cwd=str(ROOT)).stdout
     listed = plain(json.loads(run([tool, "-i", str(config), "--list"], env=env, cwd=str(ROOT)).stdout))
     return shown, listed
+
+
+def test_audit_four_steps_builds_the_trail_filters_and_alarms(lab, onboarded):
+    hosts = sorted(lab.hosts)
+    extra = {"aws_audit_alarm_hosts": hosts,
+             "aws_audit_sns_subscriptions": [{"protocol": "email", "endpoint": "audit@example.com"}]}
+    trails, logs, cloudwatch, sns = (lab.client(s) for s in ("cloudtrail", "logs", "cloudwatch", "sns"))
+    first_check = playbook("audit.yml", extra_vars=extra, check_mode=True)
+    assert first_check.rc == 0 and first_check.total_changed > 0, first_check.stdout[-5000:]
+    assert not trails.describe_trails()["trailList"]
+    assert not logs.describe_log_groups(logGroupNamePrefix="/hybrid-onboard-audit/")["logGroups"]
+    assert not cloudwatch.describe_alarms()["MetricAlarms"]
+    assert not [t for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":hybrid-onboard-audit")]
+
+    result = playbook("audit.yml", extra_vars=extra)
+    assert result.rc == 0, result.stdout[-5000:]
+    (trail,) = trails.describe_trails()["trailList"]
+    assert trail["IsMultiRegionTrail"] and trail["CloudWatchLogsLogGroupArn"].split(":log-group:")[1].startswith(
+        "/hybrid-onboard-audit/cloudtrail")
+    assert trails.get_trail_status(Name=trail["Name"])["IsLogging"] is True
+    filters = {f["filterName"] for f in logs.describe_metric_filters(
+        logGroupName="/hybrid-onboard-audit/cloudtrail")["metricFilters"]}
+    expected = {"DeregisterManagedInstance", "DeleteActivation", "CreateActivation", "UpdateServiceSetting",
+                "DeleteAssociation", "HybridRoleChanged", "AccessDenied"}
+    assert {f.removeprefix("hybrid-onboard-audit-") for f in filters} >= expected, filters
+    alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+    topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(":hybrid-onboard-audit"))
+    assert len(alarms) == len(expected) + 3 * len(hosts), [a["AlarmName"] for a in alarms]
+    assert all(a["AlarmActions"] == [topic] for a in alarms), alarms[:2]
+    per_host = {d["Value"] for a in alarms for d in a["Dimensions"] if d["Name"] == "host"}
+    assert per_host == set(hosts), per_host
+    assert {a["MetricName"] for a in alarms if a["Namespace"] == "CWAgent"} == {
+        "cpu_usage_idle", "mem_used_percent", "disk_used_percent"}
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [s["Endpoint"] for s in subscriptions] == ["audit@example.com"]
+
+    check = playbook("audit.yml", extra_vars=extra, check_mode=True)
+    assert check.rc == 0 and check.total_changed == 0, check.stdout[-4000:]
+    again = playbook("audit.yml", extra_vars=extra)
+    assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
 
 
 def test_inventory_plugin_lists_exactly_the_online_hosts_with_their_groups(lab, onboarded, tmp_path):

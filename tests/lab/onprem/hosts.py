@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import subprocess
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import labconst
+import paramiko
 
 from . import cleanup, image, topology
 from .system import OnpremError, pid_alive, processes, run
@@ -179,11 +181,48 @@ def start_host(host: HostPlan, img: Path, public_key: str) -> int:
     return _boot(host, hdir)
 
 
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+def ssh_ready(ip: str, timeout: float = 5) -> bool:
+    """One readiness probe with paramiko: the lab key is accepted and `true` runs as root.
+
+    On success the host's key is recorded in the lab's known_hosts (what the OpenSSH client and
+    Ansible then verify against, StrictHostKeyChecking=accept-new), so no later session races to add it.
+    """
+    client = paramiko.SSHClient()
+    with _KNOWN_HOSTS_LOCK:
+        if KNOWN_HOSTS.exists():
+            client.load_host_keys(str(KNOWN_HOSTS))
+    # accept-new, as the OpenSSH client is told: a key already recorded for this IP must match (paramiko raises
+    # BadHostKeyException otherwise); a new IP's key is recorded below.
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - accept-new on the lab's own hosts
+    try:
+        client.connect(ip, username="root", key_filename=str(labconst.SSH_KEY), timeout=timeout,
+                       banner_timeout=timeout, auth_timeout=timeout, look_for_keys=False, allow_agent=False)
+        _, stdout, _ = client.exec_command("true", timeout=timeout)
+        if stdout.channel.recv_exit_status() != 0:
+            return False
+        key = client.get_transport().get_remote_server_key()
+    except paramiko.BadHostKeyException as exc:
+        raise OnpremError(f"{ip}: host key differs from the one in {KNOWN_HOSTS}: {exc}") from exc
+    except (OSError, EOFError, paramiko.SSHException):
+        return False
+    finally:
+        client.close()
+    with _KNOWN_HOSTS_LOCK:
+        known = paramiko.HostKeys(str(KNOWN_HOSTS)) if KNOWN_HOSTS.exists() else paramiko.HostKeys()
+        if key.get_name() not in (known.lookup(ip) or {}):
+            with open(KNOWN_HOSTS, "a") as fh:
+                fh.write(f"{ip} {key.get_name()} {key.get_base64()}\n")
+    return True
+
+
 def wait_ssh(host: HostPlan, pid: int, timeout: float = BOOT_TIMEOUT) -> float:
-    """Wait until `ssh root@host true` succeeds; return the seconds it took."""
+    """Wait until root can log in over SSH with the lab key (paramiko); return the seconds it took."""
     started = time.monotonic()
     while True:
-        if ssh(host.ip, "true", timeout=15, check=False).returncode == 0:
+        if ssh_ready(host.ip):
             return time.monotonic() - started
         if not pid_alive(pid):
             raise OnpremError(f"{host.name}: container exited during boot; console:\n{_log_tail(host.name)}")
