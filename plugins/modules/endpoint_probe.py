@@ -71,6 +71,8 @@ options:
   package_url:
     description:
       - URL of an agent package to fetch the headers of (expects HTTP 200); not checked when unset.
+      - An answer of 500, 502, 503 or 504 (S3's InternalError and SlowDown) is asked again, up to 4 attempts with
+        backoff; only an error that stays is reported.
       - C({arch}) (amd64, arm64), C({pkg}) (deb, rpm) and C({ssm_platform}) (C(debian_amd64), C(linux_arm64), ...)
         are replaced with this host's values.
     type: str
@@ -247,6 +249,9 @@ from ansible.module_utils.hybrid_preflight import (
 )
 
 USER_AGENT = "hybrid-onboard-preflight/1"
+# HTTP answers S3 gives for a moment (InternalError, SlowDown, gateway errors): the package probe asks again.
+TRANSIENT_HTTP = (500, 502, 503, 504)
+PACKAGE_ATTEMPTS = 4
 
 
 def system_resolver(name, port):
@@ -502,17 +507,27 @@ class Probe:
             return ({"name": url, "kind": "package", "ok": False, "detail": "not an http(s) URL"},
                     package_problem(url, None, "not an http(s) URL"))
         request = Request(url, method=method, headers={"User-Agent": USER_AGENT})  # noqa: S310 - scheme checked
-        status, detail = None, ""
-        try:
-            response = opener.open(request, timeout=self.timeout)
-            status = response.getcode()
-            response.close()
-        except HTTPError as exc:
-            status = exc.code
-        except (URLError, OSError, socket.timeout, ssl.SSLError) as exc:
-            detail = str(getattr(exc, "reason", exc))
+        # S3 answers 500/503 (InternalError, SlowDown) now and then and asks to be retried: only an answer that
+        # stays an error after the retries is a problem of the path.
+        attempts = 0
+        while True:
+            attempts += 1
+            status, detail = None, ""
+            try:
+                response = opener.open(request, timeout=self.timeout)
+                status = response.getcode()
+                response.close()
+            except HTTPError as exc:
+                status = exc.code
+            except (URLError, OSError, socket.timeout, ssl.SSLError) as exc:
+                detail = str(getattr(exc, "reason", exc))
+            if status not in TRANSIENT_HTTP or attempts >= PACKAGE_ATTEMPTS:
+                break
+            time.sleep(min(4.0, 0.5 * 2 ** (attempts - 1)))
         check = {"name": url, "kind": "package", "ok": status == 200, "http_status": status,
                  "detail": ("HTTP %s" % status) if status else detail}
+        if attempts > 1:
+            check["detail"] += " after %d attempts" % attempts
         return check, (None if status == 200 else package_problem(url, status, detail))
 
     def check_clock(self, offsets):

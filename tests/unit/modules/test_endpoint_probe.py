@@ -108,6 +108,11 @@ class HttpsServer:
             method, path = data.split(b" ", 2)[:2]
             self.requests.append((method.decode(), path.decode()))
             status = "200 OK" if path == b"/" or b"amazon-ssm-agent" in path else "404 Not Found"
+            # S3's SlowDown: /slowdown/ paths answer 503 to their first two requests, /always503/ to all.
+            if path.startswith(b"/slowdown/") and sum(1 for r in self.requests if r[1] == path.decode()) <= 2:
+                status = "503 Slow Down"
+            if path.startswith(b"/always503/"):
+                status = "503 Slow Down"
             date = email.utils.formatdate(time.time() + self.clock_offset, usegmt=True)
             tls.sendall(f"HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
             tls.close()
@@ -352,6 +357,24 @@ def test_package_url_placeholders_and_status(probe_module, https, pki, tmp_path)
     result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
                            package_url=missing).run()
     assert codes(result) == ["package_unreachable"] and "HTTP 404" in result["problems"][0]["problem"]
+
+
+
+def test_package_probe_retries_what_s3_asks_to_retry(probe_module, https, pki, tmp_path):
+    server = https()
+    resolver = fixed_resolver({SSM: ["127.0.0.1"]})
+    flaky = f"https://localhost:{server.port}/slowdown/amazon-ssm-agent.{{pkg}}"
+    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                           package_url=flaky).run()
+    (package,) = by_kind(result, "package")
+    assert package["ok"] and package["detail"] == "HTTP 200 after 3 attempts", package
+    assert "package_unreachable" not in codes(result)
+
+    down = f"https://localhost:{server.port}/always503/amazon-ssm-agent.{{pkg}}"
+    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                           package_url=down).run()
+    assert codes(result) == ["package_unreachable"] and "HTTP 503" in result["problems"][0]["problem"]
+    assert sum(1 for r in server.requests if r[1].startswith("/always503/")) == 4
 
 
 OS_RELEASES = {
