@@ -325,6 +325,8 @@ class LabMiddleware:
         self.faults = FaultInjector(faults or FaultConfig())
         self.intercept = intercept
         self.after_reset = after_reset
+        # Set by server.serve(): closes the listening socket for N seconds and opens it again (POST /_lab/restart).
+        self.on_restart: Callable[[float], None] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -410,6 +412,7 @@ class LabMiddleware:
             ("POST", "/_lab/faults"): self._set_faults,
             ("GET", "/_lab/clock"): lambda _b: (200, self._clock_state()),
             ("POST", "/_lab/clock"): self._set_clock,
+            ("POST", "/_lab/restart"): self._restart,
         }
         handler = routes.get((method, path))
         if handler is None:
@@ -446,6 +449,20 @@ class LabMiddleware:
         self.faults.configure(config)
         log.info("faults now %s", config)
         return 200, asdict(config)
+
+    def _restart(self, body: bytes) -> tuple[int, Any]:
+        """The API endpoint restarts: connections are refused for down_seconds (1-300), then served again. The
+        state is kept, as AWS's is when one of its endpoints restarts. Only the CLI's server (serve()) can."""
+        data = json.loads(body or b"{}")
+        if not isinstance(data, dict) or set(data) - {"down_seconds"}:
+            raise ValueError('restart body must be {"down_seconds": N}')
+        seconds = float(data.get("down_seconds", 10))
+        if not 1 <= seconds <= 300:
+            raise ValueError("down_seconds must be between 1 and 300")
+        if self.on_restart is None:
+            return 409, {"error": "this emulator is not served by `python -m emulator`: it cannot restart"}
+        self.on_restart(seconds)
+        return 202, {"down_seconds": seconds}
 
     @staticmethod
     def _clock_state() -> dict[str, Any]:

@@ -11,7 +11,9 @@ import ipaddress
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import labconst
 
@@ -96,16 +98,37 @@ def make_server(host: str, port: int, app: object):  # noqa: ANN201 - werkzeug B
 
 
 def serve(host: str = labconst.EMULATOR_HOST, port: int = labconst.EMULATOR_PORT) -> None:
-    """Serve until interrupted (the CLI's main loop)."""
+    """Serve until interrupted (the CLI's main loop).
+
+    POST /_lab/restart {"down_seconds": N} closes the listening socket, refuses connections for N seconds and
+    listens again on the same port, with the same state: what a client sees when an AWS endpoint restarts.
+    """
     _require_loopback(host)
-    server = make_server(host, port, build_app())
-    log.info(
-        "lab AWS emulator listening on http://%s:%d (region %s)", host, server.server_port, labconst.REGION
-    )
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    app = build_app()
+    down = {"seconds": 0.0}
+    current: dict[str, Any] = {}
+
+    def restart(seconds: float) -> None:
+        down["seconds"] = seconds
+        # shutdown() waits for serve_forever to return: not from the request thread that asked for it.
+        threading.Thread(target=current["server"].shutdown, name="lab-emulator-restart", daemon=True).start()
+
+    app.on_restart = restart
+    while True:
+        server = make_server(host, port, app)
+        current["server"] = server
+        log.info(
+            "lab AWS emulator listening on http://%s:%d (region %s)", host, server.server_port, labconst.REGION
+        )
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
+        if not down["seconds"]:
+            return
+        log.warning("restart: refusing connections for %.0f s", down["seconds"])
+        time.sleep(down["seconds"])
+        down["seconds"] = 0.0
 
 
 @dataclass

@@ -17,10 +17,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
+import boto3
 import botocore.retries.standard
 import labconst
 import pytest
@@ -857,6 +859,45 @@ def test_private_emulator_is_not_the_labs_to_stop(tmp_path) -> None:
             time.sleep(0.1)
         (me,) = [p for p in processes() if p.pid == proc.pid]
         assert me.cmdline.count(marker) == 1 and not cleanup.has_marker(me), me.cmdline
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_restart_refuses_connections_for_a_while_and_keeps_the_state(tmp_path) -> None:
+    """POST /_lab/restart: the endpoint is gone for down_seconds, then back with everything created before."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT / "tests" / "lab")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", str(port), "--process-marker", "hybrid-onboard-unit-emulator"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                opener.open(f"{url}/_lab/health", timeout=2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "emulator did not start"
+                time.sleep(0.2)
+        ssm = boto3.client("ssm", endpoint_url=url, region_name=labconst.REGION,
+                           aws_access_key_id=labconst.ACCESS_KEY, aws_secret_access_key=labconst.SECRET_KEY)
+        ssm.put_parameter(Name="/restart/kept", Value="before", Type="String")
+        bad = urllib.request.Request(f"{url}/_lab/restart", data=b'{"down_seconds": 0}', method="POST")  # noqa: S310 - loopback
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(bad, timeout=5)
+        assert refused.value.code == 400
+        request = urllib.request.Request(f"{url}/_lab/restart", data=b'{"down_seconds": 2}', method="POST")  # noqa: S310 - loopback
+        with opener.open(request, timeout=5) as resp:
+            assert resp.status == 202
+        time.sleep(0.5)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        time.sleep(2.5)
+        assert ssm.get_parameter(Name="/restart/kept")["Parameter"]["Value"] == "before"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
