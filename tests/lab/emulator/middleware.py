@@ -204,6 +204,7 @@ class FaultInjector:
         with self._lock:
             self.config = config
             self._rng = random.Random(config.seed)
+            self.injected: dict[str, int] = {}  # fault kind -> how many were answered since this configuration
 
     def draw(self) -> str | None:
         """'throttle', 'unavailable' (503), 'internal' (500) or None for one request."""
@@ -211,11 +212,14 @@ class FaultInjector:
             if not (self.config.throttle_rate or self.config.error_5xx_rate):
                 return None
             roll = self._rng.random()
+            kind = None
             if roll < self.config.throttle_rate:
-                return "throttle"
-            if roll < self.config.throttle_rate + self.config.error_5xx_rate:
-                return "unavailable" if self._rng.random() < 0.5 else "internal"
-            return None
+                kind = "throttle"
+            elif roll < self.config.throttle_rate + self.config.error_5xx_rate:
+                kind = "unavailable" if self._rng.random() < 0.5 else "internal"
+            if kind:
+                self.injected[kind] = self.injected.get(kind, 0) + 1
+            return kind
 
 
 # --- error bodies shaped per protocol so botocore parses (and retries) them like AWS's ---------
@@ -408,7 +412,7 @@ class LabMiddleware:
             ("GET", "/_lab/calls"): lambda _b: (200, self.calls.snapshot()),
             ("GET", "/_lab/calls/by-caller"): lambda _b: (200, self.calls.snapshot_by_caller()),
             ("POST", "/_lab/calls/reset"): self._reset_calls,
-            ("GET", "/_lab/faults"): lambda _b: (200, asdict(self.faults.config)),
+            ("GET", "/_lab/faults"): lambda _b: (200, {**asdict(self.faults.config), "injected": self.faults.injected}),
             ("POST", "/_lab/faults"): self._set_faults,
             ("GET", "/_lab/clock"): lambda _b: (200, self._clock_state()),
             ("POST", "/_lab/clock"): self._set_clock,

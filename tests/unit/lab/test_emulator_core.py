@@ -284,8 +284,10 @@ def test_throttling_is_the_services_real_error_and_botocore_retries_it(
 ) -> None:
     client = emulator.client(service, retries={"total_max_attempts": 3, "mode": "standard"})
     emulator.reset_calls()
-    with emulator.faults(throttle_rate=1.0, seed=7), pytest.raises(ClientError) as exc:
-        call(client)
+    with emulator.faults(throttle_rate=1.0, seed=7):
+        with pytest.raises(ClientError) as exc:
+            call(client)
+        assert emulator.lab("GET", "/_lab/faults")[1]["injected"] == {"throttle": 3}  # what fault tests read back
     assert _error_code(exc) == code
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
     assert exc.value.response["ResponseMetadata"]["RetryAttempts"] == 2  # botocore saw a retryable throttle
