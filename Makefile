@@ -15,7 +15,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_INJECT_FACT_VARS := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install apt venv lint unit lab-tests integration molecule test demo lab-up lab-down clean readme
+.PHONY: install apt venv lint unit lab-tests integration integration-lab integration-aws molecule molecule-aws \
+	molecule-hosts test test-aws test-lab demo lab-up lab-down clean readme
 
 install: venv apt
 
@@ -47,19 +48,37 @@ readme: venv
 	$(PY) scripts/role_specs.py readme
 
 unit: venv
-	$(BIN)/pytest tests/unit -m "not lab"
+	$(BIN)/pytest tests/unit -m "not lab" --durations=10
 
 # Tests that build parts of the lab themselves (root: namespaces, booted hosts).
 lab-tests: install
 	$(BIN)/pytest tests/unit -m lab
 
-integration: install
-	$(BIN)/pytest tests/integration
+# Integration tests: the lab's (one lab for all of them, `lab_hosts`) and the AWS-only ones (in-process emulators).
+integration: integration-lab integration-aws
+
+integration-lab: install
+	$(BIN)/pytest tests/integration -m lab_hosts --durations=15
+
+integration-aws: install
+	$(BIN)/pytest tests/integration -m "not lab_hosts" --durations=10
 
 molecule: install
 	scripts/run-molecule
 
-test: install lint unit lab-tests integration molecule
+molecule-aws: install
+	HYBRID_MOLECULE_KIND=aws scripts/run-molecule
+
+molecule-hosts: install
+	HYBRID_MOLECULE_KIND=hosts scripts/run-molecule
+
+# Everything, in two streams side by side (scripts/run-parallel): they share no emulator, port or lab.
+test: install lint
+	scripts/run-parallel "aws=$(MAKE) --no-print-directory test-aws" "lab=$(MAKE) --no-print-directory test-lab"
+
+test-aws: unit integration-aws molecule-aws
+
+test-lab: lab-tests integration-lab molecule-hosts
 
 lab-up: install
 	scripts/lab up --hosts $(HOSTS)

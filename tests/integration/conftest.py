@@ -12,6 +12,18 @@ import pytest
 from labtools import LAB, N_HOSTS, Lab, read_inventory, run
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark every test on the shared lab `lab_hosts`, so `-m lab_hosts` / `-m "not lab_hosts"` split the suite
+    into the lab stream and the AWS-only stream (make test runs them side by side); order the lab's modules."""
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab_hosts)
+    # The end-to-end module brings the lab up afresh and leaves it fully onboarded: it runs after the other lab
+    # modules (which each leave the lab as they found it), and before the lifecycle test that takes the lab down.
+    last = ("test_end_to_end_lab.py", "test_zz_lab_lifecycle.py")
+    items.sort(key=lambda item: last.index(item.path.name) + 1 if item.path.name in last else 0)
+
+
 @pytest.fixture(scope="session")
 def lab():
     if os.geteuid() != 0:
