@@ -19,6 +19,7 @@ import labconst as C  # noqa: E402
 
 LAB = ROOT / "scripts" / "lab"
 N_HOSTS = int(os.environ.get("HYBRID_TEST_HOSTS", "3"))
+SSM_VAULT_KEY = "/var/lib/amazon/ssm/Vault/Store/RegistrationKey"
 
 
 def run(argv, check=True, timeout=600, env=None, **kw) -> subprocess.CompletedProcess:
@@ -61,6 +62,37 @@ class Lab:
             aws_access_key_id=C.ACCESS_KEY, aws_secret_access_key=C.SECRET_KEY,
         )
 
+    def nodes(self) -> list[dict]:
+        """Every managed node SSM knows (DescribeInstanceInformation, all pages)."""
+        pages = self.client("ssm").get_paginator("describe_instance_information").paginate()
+        return [node for page in pages for node in page["InstanceInformationList"]]
+
+    def vault_id(self, host: str) -> str | None:
+        """The mi- id the host's SSM Agent registered as (its Vault), None when it has none."""
+        result = self.ssh(host, f"cat {SSM_VAULT_KEY}", check=False)
+        return json.loads(result.stdout)["instanceID"] if result.returncode == 0 and result.stdout.strip() else None
+
+    def dig(self, host: str, name: str, server: str | None = None) -> set[str]:
+        """The A records `host` gets for `name` (from its resolver, or from `server`), as a user's dig shows."""
+        at = f"@{server} " if server else ""
+        out = self.ssh(host, f"dig +short +time=2 +tries=3 {at}{name} A", check=False).stdout
+        return {line for line in out.split() if line.count(".") == 3 and line.replace(".", "").isdigit()}
+
+    def interface_endpoints(self) -> dict[str, tuple[set[str], dict]]:
+        """The lab VPC's available interface endpoints: short service name -> (ENI IPs, the endpoint)."""
+        ec2 = self.client("ec2")
+        found = {}
+        for ep in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [C.VPC_ID]}])["VpcEndpoints"]:
+            if ep["State"].lower() == "available" and ep["VpcEndpointType"] == "Interface":
+                enis = ec2.describe_network_interfaces(NetworkInterfaceIds=ep["NetworkInterfaceIds"])
+                ips = {eni["PrivateIpAddress"] for eni in enis["NetworkInterfaces"]}
+                found[ep["ServiceName"].rsplit(".", 1)[1]] = (ips, ep)
+        return found
+
+    def endpoint_ips(self) -> dict[str, set[str]]:
+        """Short service name -> the ENI IPs of its interface endpoint."""
+        return {service: ips for service, (ips, _) in self.interface_endpoints().items()}
+
 
 def read_inventory() -> tuple[dict[str, str], tuple[str, str]]:
     data = yaml.safe_load((ROOT / "inventory" / "lab" / "onprem.yml").read_text())
@@ -68,6 +100,17 @@ def read_inventory() -> tuple[dict[str, str], tuple[str, str]]:
     hosts = {name: v["ansible_host"] for name, v in groups["onprem_hosts"]["hosts"].items()}
     ((dns_name, dns_vars),) = groups["onprem_dns"]["hosts"].items()
     return hosts, (dns_name, dns_vars["ansible_host"])
+
+
+def afresh(lab: Lab) -> Lab:
+    """The shared lab brought up afresh (`scripts/lab up` clears the old one): a new AWS account, clean hosts.
+
+    How a module that onboarded the lab leaves it for the next one: cheaper than undoing its phases playbook by
+    playbook (the absent paths have tests of their own), and nothing it made can leak into the next module.
+    """
+    run([str(LAB), "up", "--hosts", str(len(lab.hosts))], timeout=1800)
+    assert read_inventory() == (lab.hosts, lab.dns_host)
+    return lab
 
 
 @dataclass

@@ -12,7 +12,7 @@ import configparser
 import json
 
 import pytest
-from labtools import playbook, wait_until
+from labtools import afresh, playbook, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +59,7 @@ def onboarded(lab):
         assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
     purge_cloudwatch_agent(lab)
     yield
-    purge_cloudwatch_agent(lab)
-    for host in lab.hosts:
-        lab.ssh(host, "dpkg --purge amazon-ssm-agent >/dev/null 2>&1; rm -rf /var/lib/amazon /etc/amazon "
-                      "/var/cache/hybrid-onboard /etc/hybrid-onboard /root/.aws", check=False)
-    ssm = lab.client("ssm")
-    for node in ssm.describe_instance_information()["InstanceInformationList"]:
-        ssm.deregister_managed_instance(InstanceId=node["InstanceId"])
-    playbook("identity.yml", extra_vars={"aws_hybrid_identity_cw_agent_iam_user": False})
-    playbook("onprem_dns.yml", extra_vars={"onprem_dns_forwarder_state": "absent"})
-    assert playbook("network.yml", extra_vars={"hybrid_network_state": "absent"}).rc == 0
+    afresh(lab)
 
 
 def test_package_method_brings_metrics_and_logs_and_rerun_changes_nothing(lab, onboarded):

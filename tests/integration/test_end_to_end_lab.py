@@ -16,7 +16,7 @@ import threading
 import urllib.request
 
 import pytest
-from labtools import LAB, ROOT, C, playbook, read_inventory, run, wait_until
+from labtools import ROOT, C, afresh, playbook, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -33,42 +33,20 @@ def lab_api(method: str, path: str, body: dict | None = None) -> dict:
         return json.loads(resp.read() or b"{}")
 
 
-def nodes(lab) -> list[dict]:
-    pages = lab.client("ssm").get_paginator("describe_instance_information").paginate()
-    return [n for page in pages for n in page["InstanceInformationList"]]
-
-
-def dig(lab, host: str, name: str) -> set[str]:
-    out = lab.ssh(host, f"dig +short +time=2 +tries=3 {name} A", check=False).stdout
-    return {line for line in out.split() if line.count(".") == 3 and line.replace(".", "").isdigit()}
-
-
-def endpoint_ips(lab) -> dict[str, set[str]]:
-    ec2 = lab.client("ec2")
-    found = {}
-    for ep in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [C.VPC_ID]}])["VpcEndpoints"]:
-        if ep["State"].lower() == "available" and ep["VpcEndpointType"] == "Interface":
-            enis = ec2.describe_network_interfaces(NetworkInterfaceIds=ep["NetworkInterfaceIds"])["NetworkInterfaces"]
-            found[ep["ServiceName"].rsplit(".", 1)[1]] = {e["PrivateIpAddress"] for e in enis}
-    return found
-
-
 def active(lab, host: str, unit: str) -> bool:
     return lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() == "active"
 
 
 @pytest.fixture(scope="module")
 def fresh_lab(lab):
-    """The shared lab, brought up afresh (`scripts/lab up` clears the old one): a new AWS account, clean hosts."""
-    run([str(LAB), "up", "--hosts", str(len(lab.hosts))], timeout=1800)
-    assert read_inventory() == (lab.hosts, lab.dns_host)
-    return lab
+    """The shared lab, brought up afresh (a new AWS account, clean hosts): site.yml really starts from nothing."""
+    return afresh(lab)
 
 
 @pytest.fixture(scope="module")
 def first_run(fresh_lab):
     lab = fresh_lab
-    assert not nodes(lab) and not endpoint_ips(lab)
+    assert not lab.nodes() and not lab.endpoint_ips()
     for host in lab.hosts:
         assert lab.ssh(host, "dpkg-query -W amazon-ssm-agent", check=False).returncode != 0, "hosts must be clean"
     result = playbook("site.yml", timeout=2400)
@@ -80,15 +58,15 @@ def test_site_from_nothing_onboards_every_host(fresh_lab, first_run):
     lab = fresh_lab
     vpc = ipaddress.ip_network(C.VPC_CIDR)
     # 1. The network: interface endpoints (and S3), the inbound resolver, answers on every host private.
-    ips = endpoint_ips(lab)
+    ips = lab.endpoint_ips()
     assert set(ips) >= {*INTERFACE_SERVICES, "s3"}, sorted(ips)
     assert [e for e in lab.client("route53resolver").list_resolver_endpoints()["ResolverEndpoints"]
             if e["Direction"] == "INBOUND" and e["Status"] == "OPERATIONAL"]
     for host in lab.hosts:
         for svc in ("ssm", "ec2messages", "logs", "monitoring"):
-            got = dig(lab, host, f"{svc}.{C.REGION}.amazonaws.com")
+            got = lab.dig(host, f"{svc}.{C.REGION}.amazonaws.com")
             assert got == ips[svc] and all(ipaddress.ip_address(ip) in vpc for ip in got), (host, svc, got)
-        assert dig(lab, host, f"s3.{C.REGION}.amazonaws.com") == ips["s3"], host
+        assert lab.dig(host, f"s3.{C.REGION}.amazonaws.com") == ips["s3"], host
     # 2-3. Identity and activation: the role without *FullAccess; the code only as a SecureString.
     iam = lab.client("iam")
     attached = iam.list_attached_role_policies(RoleName="lab-ssm-hybrid")["AttachedPolicies"]
@@ -99,8 +77,8 @@ def test_site_from_nothing_onboards_every_host(fresh_lab, first_run):
         "Parameter"]["Value"])["code"]
     assert code not in first_run.stdout and code not in first_run.stderr
     # 5. Every host Online as exactly one managed instance, with its own IP; both agents running.
-    online = {n["IPAddress"]: n for n in nodes(lab) if n["PingStatus"] == "Online"}
-    assert set(online) == set(lab.hosts.values()) and len(nodes(lab)) == len(lab.hosts), nodes(lab)
+    online = {n["IPAddress"]: n for n in lab.nodes() if n["PingStatus"] == "Online"}
+    assert set(online) == set(lab.hosts.values()) and len(lab.nodes()) == len(lab.hosts), lab.nodes()
     for host in lab.hosts:
         assert active(lab, host, "amazon-ssm-agent") and active(lab, host, "amazon-cloudwatch-agent"), host
     # 6. Metrics and logs arrive from every host.
@@ -113,7 +91,7 @@ def test_site_from_nothing_onboards_every_host(fresh_lab, first_run):
     # 7. Fleet: the associations ran on every node.
     names = {a.get("AssociationName") for a in lab.client("ssm").list_associations()["Associations"]}
     assert set(ASSOCIATIONS) <= names
-    assert all(n.get("AssociationStatus") == "Success" for n in nodes(lab)), nodes(lab)
+    assert all(n.get("AssociationStatus") == "Success" for n in lab.nodes()), lab.nodes()
     # 8. Audit: the trail logging, the alarms for every host; the report says every host is onboarded.
     (trail,) = lab.client("cloudtrail").describe_trails()["trailList"]
     assert lab.client("cloudtrail").get_trail_status(Name=trail["Name"])["IsLogging"]
@@ -125,10 +103,10 @@ def test_site_from_nothing_onboards_every_host(fresh_lab, first_run):
 
 
 def test_site_again_changes_nothing(fresh_lab, first_run):
-    before = {n["InstanceId"] for n in nodes(fresh_lab)}
+    before = {n["InstanceId"] for n in fresh_lab.nodes()}
     again = playbook("site.yml", timeout=2400)
     assert again.rc == 0 and again.total_changed == 0, again.stdout[-6000:]
-    assert {n["InstanceId"] for n in nodes(fresh_lab)} == before
+    assert {n["InstanceId"] for n in fresh_lab.nodes()} == before
 
 
 def test_site_in_check_mode_changes_nothing(fresh_lab, first_run):
@@ -155,8 +133,8 @@ def test_site_converges_while_the_apis_throttle_and_fail(fresh_lab, first_run):
     assert result.changed("localhost") > 0
     # The faults really were answered, and ridden out.
     assert injected.get("throttle", 0) > 10 and injected.get("unavailable", 0) + injected.get("internal", 0) > 0
-    assert "monitoring" in endpoint_ips(lab)
-    assert {n["IPAddress"] for n in nodes(lab) if n["PingStatus"] == "Online"} == set(lab.hosts.values())
+    assert "monitoring" in lab.endpoint_ips()
+    assert {n["IPAddress"] for n in lab.nodes() if n["PingStatus"] == "Online"} == set(lab.hosts.values())
 
 
 def test_api_restart_mid_run_fails_clearly_and_a_rerun_completes(fresh_lab, first_run):
@@ -164,7 +142,7 @@ def test_api_restart_mid_run_fails_clearly_and_a_rerun_completes(fresh_lab, firs
     retries last; its state kept, as AWS's is): the run fails naming the endpoint it could not reach, no managed
     instance is lost or added, and the rerun completes with exactly one association of each name."""
     lab = fresh_lab
-    before = {n["InstanceId"] for n in nodes(lab)}
+    before = {n["InstanceId"] for n in lab.nodes()}
     ssm = lab.client("ssm")
     for association in ssm.list_associations()["Associations"]:
         if association.get("AssociationName") in ASSOCIATIONS:
@@ -182,13 +160,13 @@ def test_api_restart_mid_run_fails_clearly_and_a_rerun_completes(fresh_lab, firs
     assert result.rc != 0, result.stdout[-4000:]
     assert "Could not connect to the endpoint URL" in result.stdout, result.stdout[-4000:]
     wait_until("the API back", lambda: _api_up(), timeout=120)
-    assert {n["InstanceId"] for n in nodes(lab)} == before  # nothing orphaned, nothing registered twice
+    assert {n["InstanceId"] for n in lab.nodes()} == before  # nothing orphaned, nothing registered twice
     rerun = playbook("fleet.yml", timeout=900)
     assert rerun.rc == 0, rerun.stdout[-4000:]
     names = [a.get("AssociationName") for a in ssm.list_associations()["Associations"]]
     assert sorted(n for n in names if n in ASSOCIATIONS) == sorted(ASSOCIATIONS), names
-    assert {n["InstanceId"] for n in nodes(lab)} == before
-    wait_until("every node Online", lambda: all(n["PingStatus"] == "Online" for n in nodes(lab)), timeout=180)
+    assert {n["InstanceId"] for n in lab.nodes()} == before
+    wait_until("every node Online", lambda: all(n["PingStatus"] == "Online" for n in lab.nodes()), timeout=180)
 
 
 def _api_up() -> bool:

@@ -11,31 +11,13 @@ import json
 
 import labconst as C
 import pytest
-from labtools import ROOT, playbook, run, wait_until
+from labtools import ROOT, afresh, playbook, run, wait_until
 
 pytestmark = pytest.mark.integration
 
 BUCKET = "lab-hybrid-onboard-inventory"
 ASSOCIATIONS = {"lab-update-ssm-agent": "AWS-UpdateSSMAgent", "lab-update-cloudwatch-agent": "AWS-ConfigureAWSPackage",
                 "lab-software-inventory": "AWS-GatherSoftwareInventory"}
-
-
-def nodes(lab) -> list[dict]:
-    return lab.client("ssm").describe_instance_information()["InstanceInformationList"]
-
-
-def vault_id(lab, host) -> str:
-    out = lab.ssh(host, "cat /var/lib/amazon/ssm/Vault/Store/RegistrationKey 2>/dev/null || true").stdout
-    return json.loads(out)["instanceID"] if out.strip() else ""
-
-
-def cleanup_hosts(lab):
-    for host in lab.hosts:
-        lab.ssh(host, "dpkg --purge amazon-ssm-agent amazon-cloudwatch-agent >/dev/null 2>&1; rm -rf /var/lib/amazon "
-                      "/etc/amazon /opt/aws /var/cache/hybrid-onboard /etc/hybrid-onboard /root/.aws", check=False)
-    ssm = lab.client("ssm")
-    for node in nodes(lab):
-        ssm.deregister_managed_instance(InstanceId=node["InstanceId"])
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +28,7 @@ def onboarded(lab):
         result = playbook(name)
         assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
     yield
-    playbook("fleet.yml", extra_vars={"ssm_fleet_state": "absent"})
-    cleanup_hosts(lab)
-    playbook("onprem_dns.yml", extra_vars={"onprem_dns_forwarder_state": "absent"})
-    assert playbook("network.yml", extra_vars={"hybrid_network_state": "absent"}).rc == 0
+    afresh(lab)
 
 
 def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, onboarded):
@@ -70,9 +49,9 @@ def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, o
         assert found[name]["Targets"] == [{"Key": "tag:HybridName", "Values": ["lab"]}]
         assert ssm.describe_association(AssociationId=found[name]["AssociationId"])[
             "AssociationDescription"]["Name"] == document
-    ids = {vault_id(lab, h) for h in lab.hosts}
+    ids = {lab.vault_id(h) for h in lab.hosts}
     # The associations really ran: every node reports success, and its software inventory arrived from the agent.
-    for node in nodes(lab):
+    for node in lab.nodes():
         assert node["InstanceId"] in ids and node.get("AssociationStatus") == "Success", node
         entries = ssm.list_inventory_entries(InstanceId=node["InstanceId"], TypeName="AWS:Application")["Entries"]
         assert any(e.get("Name") == "amazon-ssm-agent" for e in entries), entries[:5]
@@ -101,11 +80,11 @@ def test_report_has_one_onboarded_row_per_host_and_rerun_changes_nothing(lab, on
     report = json.loads((ROOT / "artifacts" / "report.json").read_text())
     rows = {r["host"]: r for r in report["hosts"]}
     assert set(rows) == set(lab.hosts)
-    by_ip = {n["IPAddress"]: n for n in nodes(lab)}
+    by_ip = {n["IPAddress"]: n for n in lab.nodes()}
     for host, ip in lab.hosts.items():
         row = rows[host]
         assert row["preflight"] == "passed" and row["ping_status"] == "Online", row
-        assert row["instance_id"] == by_ip[ip]["InstanceId"] == vault_id(lab, host)
+        assert row["instance_id"] == by_ip[ip]["InstanceId"] == lab.vault_id(host)
         assert row["ssm_agent_version"] == by_ip[ip]["AgentVersion"]
         assert row["cloudwatch_agent_version"] and row["metrics_seen"] > 0 and row["logs_seen"] == 1
         assert row["onboarded"] is True
@@ -199,7 +178,7 @@ def test_inventory_plugin_lists_exactly_the_online_hosts_with_their_groups(lab, 
     assert set(hostvars) == set(lab.hosts)
     for host, ip in lab.hosts.items():
         assert hostvars[host]["ansible_host"] == ip and hostvars[host]["ssm_ping_status"] == "Online"
-        assert hostvars[host]["ssm_instance_id"] == vault_id(lab, host)
+        assert hostvars[host]["ssm_instance_id"] == lab.vault_id(host)
     rack_groups = {f"rack_{hostvars[h]['ssm_tags']['Rack']}".replace("-", "_") for h in lab.hosts}
     lines = [line.strip() for line in shown.splitlines()]
     assert lines[0] == "@all:" and "|--@ssm_ping_Online:" in lines
@@ -212,14 +191,14 @@ def test_inventory_plugin_lists_exactly_the_online_hosts_with_their_groups(lab, 
 def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(lab, onboarded, tmp_path):
     host = sorted(lab.hosts)[-1]
     others = [h for h in lab.hosts if h != host]
-    gone_id = vault_id(lab, host)
+    gone_id = lab.vault_id(host)
     assert gone_id
     check = playbook("offboard.yml", "--limit", host, check_mode=True)
     assert check.rc == 0, check.stdout[-4000:]
-    assert gone_id in {n["InstanceId"] for n in nodes(lab)}  # check mode changed nothing
+    assert gone_id in {n["InstanceId"] for n in lab.nodes()}  # check mode changed nothing
     result = playbook("offboard.yml", "--limit", host)
     assert result.rc == 0, result.stdout[-5000:]
-    assert gone_id not in {n["InstanceId"] for n in nodes(lab)}
+    assert gone_id not in {n["InstanceId"] for n in lab.nodes()}
     out = lab.ssh(host, "dpkg-query -W -f='${db:Status-Abbrev}\\n' amazon-ssm-agent amazon-cloudwatch-agent 2>&1;"
                         " ls /var/lib/amazon/ssm /opt/aws/amazon-cloudwatch-agent 2>&1; "
                         "grep -c aws_access_key_id /root/.aws/credentials 2>/dev/null || echo no-key",
@@ -227,7 +206,7 @@ def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(la
     assert "ii" not in out and "No such file" in out and out.strip().endswith(("0", "no-key")), out
     for unit in ("amazon-ssm-agent", "amazon-cloudwatch-agent"):
         assert lab.ssh(host, f"systemctl is-active {unit}", check=False).stdout.strip() != "active"
-    online = {n["IPAddress"] for n in nodes(lab) if n["PingStatus"] == "Online"}
+    online = {n["IPAddress"] for n in lab.nodes() if n["PingStatus"] == "Online"}
     assert {lab.hosts[h] for h in others} <= online
     check_again = playbook("offboard.yml", "--limit", host, check_mode=True)
     assert check_again.rc == 0 and check_again.total_changed == 0, check_again.stdout[-4000:]

@@ -28,18 +28,6 @@ def total(counts: dict) -> int:
     return sum(sum(actions.values()) for actions in counts.values())
 
 
-def endpoint_ips(lab) -> dict[str, set[str]]:
-    ec2 = lab.client("ec2")
-    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [C.VPC_ID]}])["VpcEndpoints"]
-    result = {}
-    for ep in endpoints:
-        if ep["State"].lower() != "available" or ep["VpcEndpointType"] != "Interface":
-            continue
-        enis = ec2.describe_network_interfaces(NetworkInterfaceIds=ep["NetworkInterfaceIds"])["NetworkInterfaces"]
-        result[ep["ServiceName"].rsplit(".", 1)[1]] = ({e["PrivateIpAddress"] for e in enis}, ep)
-    return result
-
-
 def inbound_ips(lab) -> list[str]:
     r53r = lab.client("route53resolver")
     (endpoint,) = [e for e in r53r.list_resolver_endpoints()["ResolverEndpoints"] if e["Name"] == "lab-inbound"]
@@ -47,28 +35,24 @@ def inbound_ips(lab) -> list[str]:
         ResolverEndpointId=endpoint["Id"])["IpAddresses"])
 
 
-def dig(lab, host, server, name) -> set[str]:
-    out = lab.ssh(host, f"dig +short +time=2 +tries=3 @{server} {name} A", check=False).stdout
-    return {line for line in out.split() if line.count(".") == 3 and line.replace(".", "").isdigit()}
-
-
 def assert_private_answers(lab):
     # Asked from the on-prem DNS server: the inbound endpoint's SG lets only the DNS servers query it.
     host = lab.dns_host[0]
-    ips = endpoint_ips(lab)
+    ips = lab.interface_endpoints()
     vpc = ipaddress.ip_network(C.VPC_CIDR)
     for server in inbound_ips(lab):
         for svc in INTERFACE_SERVICES:
-            got = dig(lab, host, server, f"{svc}.{C.REGION}.amazonaws.com")
+            got = lab.dig(host, server=server, name=f"{svc}.{C.REGION}.amazonaws.com")
             assert got == ips[svc][0], f"{svc} via {server}: {got} != {ips[svc][0]}"
             assert all(ipaddress.ip_address(ip) in vpc for ip in got)
         s3_ips, s3_endpoint = ips["s3"]
         regional = next(e["DnsName"] for e in s3_endpoint["DnsEntries"] if e["DnsName"].startswith("*."))
         for name in (f"s3.{C.REGION}.amazonaws.com", f"{C.SSM_AGENT_BUCKET}.s3.{C.REGION}.amazonaws.com",
                      regional.replace("*.", "bucket.", 1)):
-            assert dig(lab, host, server, name) == s3_ips, f"{name} via {server}"
+            assert lab.dig(host, server=server, name=name) == s3_ips, f"{name} via {server}"
         other = sorted(lab.hosts)[0]
-        assert dig(lab, other, server, f"ssm.{C.REGION}.amazonaws.com") == set(), "SG must admit only DNS servers"
+        ssm_name = f"ssm.{C.REGION}.amazonaws.com"
+        assert lab.dig(other, server=server, name=ssm_name) == set(), "SG must admit only DNS servers"
 
 
 @pytest.mark.parametrize("mode", ["hosted_zone", "endpoint_private_dns"])

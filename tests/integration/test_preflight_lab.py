@@ -8,7 +8,7 @@ private hosted zone (S3 resolves public), the endpoint security group losing its
 from __future__ import annotations
 
 import pytest
-from labtools import C, playbook
+from labtools import C, afresh, playbook
 
 pytestmark = pytest.mark.integration
 
@@ -19,9 +19,7 @@ def private_path(lab):
         result = playbook(name)
         assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
     yield
-    playbook("onprem_dns.yml", extra_vars={"onprem_dns_forwarder_state": "absent"})
-    gone = playbook("network.yml", extra_vars={"hybrid_network_state": "absent"})
-    assert gone.rc == 0, gone.stdout[-3000:]
+    afresh(lab)
 
 
 def test_preflight_passes_on_a_correct_private_path(lab, private_path):

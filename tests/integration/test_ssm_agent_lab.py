@@ -13,23 +13,11 @@ import json
 import re
 
 import pytest
-from labtools import C, playbook, wait_until
+from labtools import C, afresh, playbook, wait_until
 
 pytestmark = pytest.mark.integration
 
-VAULT = "/var/lib/amazon/ssm/Vault/Store/RegistrationKey"
 PARAMETER = "/hybrid-onboard/lab/activation"
-
-
-def nodes(lab) -> list[dict]:
-    ssm = lab.client("ssm")
-    pages = ssm.get_paginator("describe_instance_information").paginate()
-    return [n for page in pages for n in page["InstanceInformationList"]]
-
-
-def vault_id(lab, host) -> str | None:
-    result = lab.ssh(host, f"cat {VAULT}", check=False)
-    return json.loads(result.stdout)["instanceID"] if result.returncode == 0 else None
 
 
 def activation(lab) -> dict:
@@ -38,7 +26,7 @@ def activation(lab) -> dict:
 
 
 def all_online(lab) -> bool:
-    online = {n["IPAddress"] for n in nodes(lab) if n["PingStatus"] == "Online"}
+    online = {n["IPAddress"] for n in lab.nodes() if n["PingStatus"] == "Online"}
     return set(lab.hosts.values()) <= online
 
 
@@ -56,27 +44,20 @@ def site(lab):
         result = playbook(name)
         assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
     yield
-    for host in lab.hosts:
-        lab.ssh(host, "dpkg --purge amazon-ssm-agent >/dev/null 2>&1; rm -rf /var/lib/amazon /etc/amazon "
-                      "/var/cache/hybrid-onboard /etc/hybrid-onboard /root/.aws", check=False)
-    ssm = lab.client("ssm")
-    for node in nodes(lab):
-        ssm.deregister_managed_instance(InstanceId=node["InstanceId"])
-    playbook("onprem_dns.yml", extra_vars={"onprem_dns_forwarder_state": "absent"})
-    assert playbook("network.yml", extra_vars={"hybrid_network_state": "absent"}).rc == 0
+    afresh(lab)
 
 
 def test_ssm_agent_onboards_clean_hosts(lab, site):
     result = playbook("ssm_agent.yml")
     assert result.rc == 0, result.stdout[-5000:]
     wait_until("every host Online", lambda: all_online(lab), timeout=60)
-    by_ip = {n["IPAddress"]: n for n in nodes(lab)}
-    assert len(nodes(lab)) == len(lab.hosts)
+    by_ip = {n["IPAddress"]: n for n in lab.nodes()}
+    assert len(lab.nodes()) == len(lab.hosts)
     ssm = lab.client("ssm")
     for host, ip in lab.hosts.items():
         node = by_ip[ip]
         assert node["PingStatus"] == "Online" and node["ComputerName"] == host
-        assert node["ResourceType"] == "ManagedInstance" and node["InstanceId"] == vault_id(lab, host)
+        assert node["ResourceType"] == "ManagedInstance" and node["InstanceId"] == lab.vault_id(host)
         assert lab.ssh(host, "systemctl is-active amazon-ssm-agent; systemctl is-enabled amazon-ssm-agent"
                        ).stdout.split() == ["active", "enabled"]
         tags = {t["Key"]: t["Value"] for t in ssm.list_tags_for_resource(
@@ -89,26 +70,26 @@ def test_ssm_agent_onboards_clean_hosts(lab, site):
 
 
 def test_rerun_and_check_mode_change_nothing(lab, site):
-    before = sorted(n["InstanceId"] for n in nodes(lab))
+    before = sorted(n["InstanceId"] for n in lab.nodes())
     again = playbook("ssm_agent.yml")
     assert again.rc == 0, again.stdout[-4000:]
     assert again.total_changed == 0, again.stdout[-4000:]
     check = playbook("ssm_agent.yml", check_mode=True)
     assert check.rc == 0, check.stdout[-4000:]
     assert check.total_changed == 0, check.stdout[-4000:]
-    assert sorted(n["InstanceId"] for n in nodes(lab)) == before
+    assert sorted(n["InstanceId"] for n in lab.nodes()) == before
 
 
 def test_forced_reregistration_leaves_one_mi_per_host_and_never_shows_the_code(lab, site):
-    old = {host: vault_id(lab, host) for host in lab.hosts}
+    old = {host: lab.vault_id(host) for host in lab.hosts}
     code = activation(lab)["code"]
     result = playbook("ssm_agent.yml", "-vvv", extra_vars={"ssm_agent_force_reregister": True})
     assert result.rc == 0, result.stdout[-5000:]
     assert code not in result.stdout and code not in result.stderr
-    new = {host: vault_id(lab, host) for host in lab.hosts}
+    new = {host: lab.vault_id(host) for host in lab.hosts}
     assert all(new[h] and new[h] != old[h] for h in lab.hosts)
     wait_until("every host Online again", lambda: all_online(lab), timeout=60)
-    ids = sorted(n["InstanceId"] for n in nodes(lab))
+    ids = sorted(n["InstanceId"] for n in lab.nodes())
     assert ids == sorted(new.values())  # the old mi- ids are gone: no orphans
     assert playbook("ssm_agent.yml").total_changed == 0
 
@@ -124,7 +105,7 @@ def test_activation_rotated_when_it_runs_out(lab, site):
     assert activation(lab)["id"] != first
     assert "rotated" in result.stdout
     wait_until("every host Online", lambda: all_online(lab), timeout=60)
-    assert len(nodes(lab)) == len(lab.hosts)
+    assert len(lab.nodes()) == len(lab.hosts)
 
 
 def test_tampered_package_is_refused_and_nothing_is_installed(lab, site):
@@ -150,10 +131,10 @@ def test_tampered_package_is_refused_and_nothing_is_installed(lab, site):
         assert lab.ssh(host, "dpkg-query -W amazon-ssm-agent", check=False).returncode != 0
     finally:
         s3.put_object(Bucket=C.SSM_AGENT_BUCKET, Key=key, Body=original, ACL="public-read")
-    before = vault_id(lab, host)
+    before = lab.vault_id(host)
     fixed = playbook("ssm_agent.yml", "-l", host)
     assert fixed.rc == 0, fixed.stdout[-4000:]
-    assert vault_id(lab, host) == before  # the Vault survived: still the same managed instance
+    assert lab.vault_id(host) == before  # the Vault survived: still the same managed instance
     wait_until("the host Online", lambda: all_online(lab), timeout=60)
 
 
@@ -173,7 +154,7 @@ def test_interrupted_dpkg_run_is_finished(lab, site):
 
 def test_host_with_its_link_cut_fails_alone_and_a_rerun_completes_it(lab, site):
     host = sorted(lab.hosts)[0]
-    old = vault_id(lab, host)
+    old = lab.vault_id(host)
     # The host is offboarded by hand, so the run has real work to do on it.
     lab.client("ssm").deregister_managed_instance(InstanceId=old)
     purge_agent(lab, host, keep_vault=False)
@@ -190,6 +171,6 @@ def test_host_with_its_link_cut_fails_alone_and_a_rerun_completes_it(lab, site):
         lab.fault(host, "link", "up")
     rerun = playbook("ssm_agent.yml")
     assert rerun.rc == 0, rerun.stdout[-4000:]
-    assert vault_id(lab, host) not in (None, old)
+    assert lab.vault_id(host) not in (None, old)
     wait_until("every host Online", lambda: all_online(lab), timeout=60)
-    assert len(nodes(lab)) == len(lab.hosts)
+    assert len(lab.nodes()) == len(lab.hosts)
