@@ -71,8 +71,9 @@ options:
   package_url:
     description:
       - URL of an agent package to fetch the headers of (expects HTTP 200); not checked when unset.
-      - An answer of 500, 502, 503 or 504 (S3's InternalError and SlowDown) is asked again, up to 4 attempts with
-        backoff; only an error that stays is reported.
+      - An answer of 500, 502, 503 or 504 (S3's InternalError and SlowDown), or no answer within O(timeout) to a
+        request sent, is asked again, up to 4 attempts with backoff; only an error that stays is reported. A
+        connection that cannot be made is reported at once.
       - C({arch}) (amd64, arm64), C({pkg}) (deb, rpm) and C({ssm_platform}) (C(debian_amd64), C(linux_arm64), ...)
         are replaced with this host's values.
     type: str
@@ -507,21 +508,25 @@ class Probe:
             return ({"name": url, "kind": "package", "ok": False, "detail": "not an http(s) URL"},
                     package_problem(url, None, "not an http(s) URL"))
         request = Request(url, method=method, headers={"User-Agent": USER_AGENT})  # noqa: S310 - scheme checked
-        # S3 answers 500/503 (InternalError, SlowDown) now and then and asks to be retried: only an answer that
-        # stays an error after the retries is a problem of the path.
+        # S3 answers 500/503 (InternalError, SlowDown) now and then and asks to be retried, and a busy endpoint can
+        # be slow to answer a request it has accepted: only an answer that stays an error, or silence that lasts,
+        # after the retries is a problem of the path. A connection that cannot be made is not asked again (urllib
+        # reports it as URLError; a timeout waiting for the answer comes through as socket.timeout itself).
         attempts = 0
         while True:
             attempts += 1
-            status, detail = None, ""
+            status, detail, slow = None, "", False
             try:
                 response = opener.open(request, timeout=self.timeout)
                 status = response.getcode()
                 response.close()
             except HTTPError as exc:
                 status = exc.code
-            except (URLError, OSError, socket.timeout, ssl.SSLError) as exc:
+            except socket.timeout:
+                detail, slow = "no answer within %g s" % self.timeout, True
+            except (URLError, OSError, ssl.SSLError) as exc:
                 detail = str(getattr(exc, "reason", exc))
-            if status not in TRANSIENT_HTTP or attempts >= PACKAGE_ATTEMPTS:
+            if not (status in TRANSIENT_HTTP or slow) or attempts >= PACKAGE_ATTEMPTS:
                 break
             time.sleep(min(4.0, 0.5 * 2 ** (attempts - 1)))
         check = {"name": url, "kind": "package", "ok": status == 200, "http_status": status,

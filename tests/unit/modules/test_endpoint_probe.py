@@ -113,6 +113,10 @@ class HttpsServer:
                 status = "503 Slow Down"
             if path.startswith(b"/always503/"):
                 status = "503 Slow Down"
+            # A busy endpoint: /slowfirst/ paths keep their first request waiting 2 s, /alwaysslow/ every request.
+            if (path.startswith(b"/slowfirst/") and sum(1 for r in self.requests if r[1] == path.decode()) == 1
+                    or path.startswith(b"/alwaysslow/")):
+                time.sleep(2)
             date = email.utils.formatdate(time.time() + self.clock_offset, usegmt=True)
             tls.sendall(f"HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
             tls.close()
@@ -375,6 +379,34 @@ def test_package_probe_retries_what_s3_asks_to_retry(probe_module, https, pki, t
                            package_url=down).run()
     assert codes(result) == ["package_unreachable"] and "HTTP 503" in result["problems"][0]["problem"]
     assert sum(1 for r in server.requests if r[1].startswith("/always503/")) == 4
+
+
+def test_package_probe_asks_again_when_the_answer_is_slow_but_not_when_it_cannot_connect(
+        probe_module, https, pki, tmp_path):
+    server = https()
+    resolver = fixed_resolver({SSM: ["127.0.0.1"]})
+    slow = f"https://localhost:{server.port}/slowfirst/amazon-ssm-agent.{{pkg}}"
+    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                           package_url=slow, timeout=1.0).run()
+    (package,) = by_kind(result, "package")
+    assert package["ok"] and package["detail"] == "HTTP 200 after 2 attempts", package
+
+    silent = f"https://localhost:{server.port}/alwaysslow/amazon-ssm-agent.{{pkg}}"
+    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                           package_url=silent, timeout=1.0).run()
+    assert codes(result) == ["package_unreachable"], result["problems"]
+    assert "no answer within 1 s" in result["problems"][0]["problem"]
+    assert sum(1 for r in server.requests if r[1].startswith("/alwaysslow/")) == 4
+
+    # Nothing listens: refused at once, asked once.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                           package_url=f"https://localhost:{port}/amazon-ssm-agent.{{pkg}}", timeout=1.0).run()
+    (package,) = by_kind(result, "package")
+    assert package["ok"] is False and "after" not in package["detail"], package
 
 
 OS_RELEASES = {
