@@ -40,9 +40,23 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib.util
+import os
 import re
 
 from ansible.errors import AnsibleFilterError
+
+
+def _load_aws_region_test():
+    """plugins/test/aws_region.py, the one definition of a region code (loaded by path, as Ansible loads plugins)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test", "aws_region.py")
+    spec = importlib.util.spec_from_file_location("hybrid_onboard_test_aws_region", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.aws_region
+
+
+aws_region = _load_aws_region_test()
 from ansible.module_utils.parsing.convert_bool import boolean
 
 VAR = "cloudwatch_agent_"  # the role's variable prefix, used to name what is wrong
@@ -169,7 +183,6 @@ EC2_APPEND_DIMENSIONS = {
 }
 
 INTERVAL_MAX = 172800  # schema timeIntervalDefinition: 1..172800 s
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _USER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 _DIGITS_RE = re.compile(r"^-?\d+$")
@@ -507,7 +520,7 @@ def cw_agent_config(
         )
     agent["run_as_user"] = user
     if region is not None:
-        if not isinstance(region, str) or not _REGION_RE.match(region):
+        if not aws_region(region):
             _fail(VAR + "region", f"must look like 'eu-west-1' (or be left unset); got {_show(region)}")
         agent["region"] = region
     if omit_hostname is not None and _bool(VAR + "omit_hostname", omit_hostname):

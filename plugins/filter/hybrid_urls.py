@@ -15,15 +15,28 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib.util
+import os
 import re
 
 from ansible.errors import AnsibleFilterError
+
+
+def _load_aws_region_test():
+    """plugins/test/aws_region.py, the one definition of a region code (loaded by path, as Ansible loads plugins)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test", "aws_region.py")
+    spec = importlib.util.spec_from_file_location("hybrid_onboard_test_aws_region", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.aws_region
+
+
+aws_region = _load_aws_region_test()
 
 URL_MODES = ("endpoint", "regional_path", "regional_virtual", "mirror")
 ARCHES = ("amd64", "arm64")
 PACKAGE_TYPES = ("deb", "rpm")
 CW_OS_DIRS = ("debian", "ubuntu", "redhat", "amazon_linux", "suse")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _VERSION_RE = re.compile(r"^(latest|\d+(\.\d+){2,3})$")
 _VPCE_S3_RE = re.compile(r"^\*?\.?(vpce-[0-9a-z]+-[0-9a-z]+(-[a-z0-9-]+)?\.s3\.[a-z0-9-]+\.vpce\.amazonaws\.com)$")
 
@@ -34,7 +47,7 @@ def _check(name, value, allowed):
 
 
 def _check_common(region, arch, pkg, version, mode):
-    if not isinstance(region, str) or not _REGION_RE.match(region):
+    if not aws_region(region):
         raise AnsibleFilterError(f"region must look like 'eu-west-1'; got {region!r}")
     _check("arch", arch, ARCHES)
     _check("pkg", pkg, PACKAGE_TYPES)

@@ -305,6 +305,7 @@ def test_journald_key_reaches_the_collect_list(key):
         ({"interval": "300"}, "agent", "metrics_collection_interval", 300),
         ({"run_as_user": "cwagent"}, "agent", "run_as_user", "cwagent"),
         ({"region": "eu-central-1"}, "agent", "region", "eu-central-1"),
+        ({"region": "ap-southeast-12"}, "agent", "region", "ap-southeast-12"),
         ({"omit_hostname": True}, "agent", "omit_hostname", True),
         ({"namespace": "HybridOnboard"}, "metrics", "namespace", "HybridOnboard"),
         (

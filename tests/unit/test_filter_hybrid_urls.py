@@ -72,3 +72,10 @@ def test_bad_input_names_the_argument(kwargs, word):
 
 def test_filter_module_exports():
     assert set(urls.FilterModule().filters()) == {"ssm_agent_url", "cw_agent_url", "s3_endpoint_host"}
+
+
+def test_region_is_checked_by_the_one_aws_region_definition():
+    # plugins/test/aws_region.py: two-digit suffixes are regions, a trailing newline is not.
+    assert urls.ssm_agent_url("ap-southeast-12").startswith("https://s3.ap-southeast-12.amazonaws.com/")
+    with pytest.raises(AnsibleFilterError, match="region must look like"):
+        urls.ssm_agent_url("eu-west-1\n")
