@@ -322,6 +322,19 @@ CASES = [
         "onprem_dns_forwarder_server",
         "onprem_dns-forwarder_server-dnsmasq",
     ),
+    # --- every playbook: botocore's retries (playbooks/group_vars/all/aws_retries.yml) ---
+    row(
+        "identity.yml",
+        {"hybrid_aws_max_attempts": "ten"},
+        "hybrid_aws_max_attempts",
+        "retries-max-attempts-not-a-number",
+    ),
+    row(
+        "activation.yml",
+        {"hybrid_aws_retry_mode": "fast"},
+        "hybrid_aws_retry_mode",
+        "retries-mode-unknown",
+    ),
 ]
 
 AWS_PLAYBOOKS = ["network.yml", "identity.yml", "activation.yml", "fleet.yml"]
