@@ -541,19 +541,13 @@ def run_present(module, aws):
     p = module.params
     found_recorder, found_channel, found_recording = found_state(aws)
     # AWS allows one recorder and one channel per account and region: refuse before any change.
-    problems = []
-    if found_recorder and found_recorder["name"] != p["recorder_name"]:
-        problems.append(
-            f"recorder_name is {p['recorder_name']!r} but this account and region already have the configuration "
-            f"recorder {found_recorder['name']!r} (AWS allows only one): set recorder_name={found_recorder['name']!r} "
-            "to manage it, or delete it first"
-        )
-    if found_channel and found_channel["name"] != p["delivery_channel_name"]:
-        problems.append(
-            f"delivery_channel_name is {p['delivery_channel_name']!r} but this account and region already have the "
-            f"delivery channel {found_channel['name']!r} (AWS allows only one): set "
-            f"delivery_channel_name={found_channel['name']!r} to manage it, or delete it first"
-        )
+    problems = [
+        f"{option} is {p[option]!r} but this account and region already have the {what} {found['name']!r} (AWS "
+        f"allows only one): set {option}={found['name']!r} to manage it, or delete it first"
+        for option, what, found in (("recorder_name", "configuration recorder", found_recorder),
+                                    ("delivery_channel_name", "delivery channel", found_channel))
+        if found and found["name"] != p[option]
+    ]
     if problems:
         module.fail_json(
             msg="; ".join(problems),
