@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: hybrid-onboard contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Which CloudWatch alarms need amazon.aws.cloudwatch_metric_alarm at all.
+"""Which CloudWatch alarms and CloudWatch Logs metric filters need their amazon.aws module at all.
 
 ``wanted | cw_alarms_to_put(found)``: ``wanted`` is a list of alarms in cloudwatch_metric_alarm's own options
 (name, description, namespace, metric_name, dimensions, statistic, comparison, threshold, period,
@@ -13,6 +13,12 @@ None left out, against the DescribeAlarms entry without the state, ARN, timestam
 an empty Dimensions dropped and a missing TreatMissingData read as ``missing``. So an alarm this filter keeps out
 of the loop is exactly one the module would report unchanged, and the role calls the module (two DescribeAlarms
 each) only for alarms that need a change: a no-op run costs one read whatever the number of hosts.
+
+``wanted | cwl_metric_filters_to_put(found)``: the same for cloudwatchlogs_log_group_metric_filter. ``wanted`` is
+a list of ``{filter_name, filter_pattern, metric_name, metric_namespace, metric_value}``; ``found`` is
+DescribeMetricFilters' ``metricFilters`` (camelCase, e.g. from ``aws logs describe-metric-filters``) of the log group.
+As the module does, a filter counts as found only when exactly one filter's name starts with its name, and then its
+pattern and first metric transformation (name, namespace, value; no default value, unit or dimensions) must match.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -112,6 +118,38 @@ def cw_alarms_to_put(wanted, found):
     ]
 
 
+_FILTER_KEYS = ("filter_name", "filter_pattern", "metric_name", "metric_namespace", "metric_value")
+
+
+def cwl_metric_filters_to_put(wanted, found):
+    """The metric filters of ``wanted`` that cloudwatchlogs_log_group_metric_filter would put (missing or changed)."""
+    if not isinstance(wanted, list) or not isinstance(found, list):
+        raise AnsibleFilterError("cwl_metric_filters_to_put: wanted and found must be lists")
+    keep = []
+    for index, item in enumerate(wanted):
+        if not isinstance(item, dict) or set(item) != set(_FILTER_KEYS):
+            raise AnsibleFilterError(
+                f"cwl_metric_filters_to_put: wanted[{index}] must have exactly {', '.join(_FILTER_KEYS)}"
+            )
+        matches = [f for f in found if isinstance(f, dict) and str(f.get("filterName", "")).startswith(
+            item["filter_name"])]
+        if len(matches) != 1:
+            keep.append(item)
+            continue
+        current = matches[0]
+        transformation = (current.get("metricTransformations") or [{}])[0]
+        same = (
+            current.get("filterPattern") == item["filter_pattern"]
+            and transformation.get("metricName") == item["metric_name"]
+            and transformation.get("metricNamespace") == item["metric_namespace"]
+            and transformation.get("metricValue") == str(item["metric_value"])
+            and all(transformation.get(key) is None for key in ("defaultValue", "unit", "dimensions"))
+        )
+        if not same:
+            keep.append(item)
+    return keep
+
+
 class FilterModule(object):
     def filters(self):
-        return {"cw_alarms_to_put": cw_alarms_to_put}
+        return {"cw_alarms_to_put": cw_alarms_to_put, "cwl_metric_filters_to_put": cwl_metric_filters_to_put}
