@@ -101,6 +101,27 @@ def test_a_metric_is_listed_once_whatever_its_dimension_order(emulator) -> None:
         [("cpu", "cpu-total"), ("host", "web1")], [("cpu", "cpu-total"), ("host", "web2")]]
 
 
+def test_list_metrics_lists_each_metric_once_and_filters_by_name_and_dimension(emulator) -> None:
+    """ListMetrics' own search (moto's compares every data point with every metric found: minutes on a 50-host
+    lab) lists each metric once however many data points it has, and filters by name and by dimension, with or
+    without a value, as AWS does."""
+    cw = emulator.client("cloudwatch")
+    for round_ in range(40):
+        cw.put_metric_data(Namespace="Many", MetricData=[
+            {"MetricName": name, "Value": float(round_),
+             "Dimensions": [{"Name": "host", "Value": f"h{host}"}, {"Name": "cpu", "Value": "cpu-total"}]}
+            for host in range(25) for name in ("cpu_usage_idle", "mem_used_percent")][:1000])
+    pages = list(cw.get_paginator("list_metrics").paginate(Namespace="Many"))
+    assert len([m for page in pages for m in page["Metrics"]]) == 50
+    one = cw.list_metrics(Namespace="Many", MetricName="mem_used_percent",
+                          Dimensions=[{"Name": "host", "Value": "h7"}])["Metrics"]
+    assert [sorted((d["Name"], d["Value"]) for d in m["Dimensions"]) for m in one] == [
+        [("cpu", "cpu-total"), ("host", "h7")]]
+    any_host = cw.list_metrics(Namespace="Many", MetricName="cpu_usage_idle", Dimensions=[{"Name": "host"}])
+    assert len(any_host["Metrics"]) == 25
+    assert not cw.list_metrics(Namespace="Many", Dimensions=[{"Name": "disk"}])["Metrics"]
+
+
 def test_seed_is_idempotent_and_buckets_exist(emulator) -> None:
     from emulator import seed
 
