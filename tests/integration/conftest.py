@@ -18,10 +18,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "lab" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.lab_hosts)
-    # The end-to-end module brings the lab up afresh and leaves it fully onboarded: it runs after the other lab
-    # modules (which each leave the lab as they found it), and before the lifecycle test that takes the lab down.
-    last = ("test_end_to_end_lab.py", "test_zz_lab_lifecycle.py")
-    items.sort(key=lambda item: last.index(item.path.name) + 1 if item.path.name in last else 0)
+    # The lab modules in the order of the phases: from the preflight's on, each starts where the one before left
+    # off (labtools.stage). Those before it, and any module not listed (it runs first), leave the lab as they
+    # found it. The end-to-end module brings the lab up afresh and leaves it fully onboarded; the lifecycle test
+    # takes the lab down.
+    items.sort(key=lambda item: LAB_ORDER.index(item.path.name) + 1 if item.path.name in LAB_ORDER else 0)
+
+
+LAB_ORDER = ("test_lab.py", "test_agents_manual.py", "test_network_phase_lab.py", "test_onprem_dns_lab.py",
+             "test_preflight_lab.py", "test_ssm_agent_lab.py", "test_cloudwatch_agent_lab.py", "test_fleet_lab.py",
+             "test_end_to_end_lab.py", "test_zz_lab_lifecycle.py")
 
 
 @pytest.fixture(scope="session")

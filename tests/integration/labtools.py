@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,9 @@ class Lab:
     hosts: dict[str, str]  # name -> IP, servers to onboard
     dns_host: tuple[str, str]
     env: dict[str, str] = field(default_factory=C.controller_env)
+    # The playbooks the shared lab is converged to, as the module before handed it over (see `stage`); None when
+    # no one vouches for its state (a module failed, or left it changed): the next stage brings it up afresh.
+    ready: list[str] | None = field(default_factory=list)
 
     def ssh(self, host: str, command: str, check=True, timeout=60) -> subprocess.CompletedProcess:
         ip = self.hosts.get(host) or (self.dns_host[1] if host == self.dns_host[0] else host)
@@ -105,12 +110,40 @@ def read_inventory() -> tuple[dict[str, str], tuple[str, str]]:
 def afresh(lab: Lab) -> Lab:
     """The shared lab brought up afresh (`scripts/lab up` clears the old one): a new AWS account, clean hosts.
 
-    How a module that onboarded the lab leaves it for the next one: cheaper than undoing its phases playbook by
-    playbook (the absent paths have tests of their own), and nothing it made can leak into the next module.
+    How a stage starts when nobody vouches for the lab (see `stage`): cheaper than undoing phases playbook by
+    playbook (the absent paths have tests of their own), and nothing a failed module made can leak into the next.
     """
     run([str(LAB), "up", "--hosts", str(len(lab.hosts))], timeout=1800)
     assert read_inventory() == (lab.hosts, lab.dns_host)
+    lab.ready = []
     return lab
+
+
+@contextmanager
+def stage(lab: Lab, request, needs: Sequence[str], leaves: Sequence[str] | None = None,
+          fresh: bool = False) -> Iterator[Lab]:
+    """A lab module's setting: the shared lab converged by the playbooks `needs` (in order), then handed over.
+
+    The lab modules run in the order of the phases (conftest), each starting where the one before left off: a
+    playbook the module before handed over as converged is not run again (its own tests ran it to changed=0), the
+    others are. At the end the module hands the lab over converged by `leaves`, only if every one of its tests
+    passed; when one failed (or `leaves` is None: the module leaves the lab changed), nobody vouches for the lab
+    and the next stage brings it up afresh. `fresh` always starts from a lab brought up afresh (a new AWS
+    account, clean hosts). A module run on its own starts from nothing and runs every playbook of `needs`.
+    """
+    if fresh or lab.ready is None:
+        afresh(lab)
+    converged, lab.ready = set(lab.ready or ()), None  # the lab is this module's until it hands it over
+    failed = request.session.testsfailed
+    for name in needs:
+        if name not in converged:
+            result = playbook(name)
+            assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
+    try:
+        yield lab
+    finally:
+        if leaves is not None and request.session.testsfailed == failed:
+            lab.ready = list(leaves)
 
 
 @dataclass

@@ -5,7 +5,7 @@ what was taken away (the run converges), and the AWS API endpoint restarting in 
 with a clear error, nothing is lost, and a rerun completes it).
 
 Asserted from outside: boto3 on the emulator, `dig` and `systemctl` on the hosts over SSH, the report files.
-This module runs last among the lab modules (conftest orders it) and starts from a lab brought up afresh.
+This module runs last among the lab modules (conftest orders them) and starts from a lab brought up afresh.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import threading
 import urllib.request
 
 import pytest
-from labtools import ROOT, C, afresh, playbook, wait_until
+from labtools import ROOT, C, playbook, stage, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -38,9 +38,10 @@ def active(lab, host: str, unit: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def fresh_lab(lab):
+def fresh_lab(lab, request):
     """The shared lab, brought up afresh (a new AWS account, clean hosts): site.yml really starts from nothing."""
-    return afresh(lab)
+    with stage(lab, request, needs=[], fresh=True):
+        yield lab
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import json
 
 import labconst as C
 import pytest
-from labtools import ROOT, afresh, playbook, run, wait_until
+from labtools import ROOT, playbook, run, stage, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -21,14 +21,12 @@ ASSOCIATIONS = {"lab-update-ssm-agent": "AWS-UpdateSSMAgent", "lab-update-cloudw
 
 
 @pytest.fixture(scope="module")
-def onboarded(lab):
-    """Every host Online with both agents (the phases before fleet.yml)."""
-    for name in ("network.yml", "identity.yml", "activation.yml", "onprem_dns.yml", "ssm_agent.yml",
-                 "cloudwatch_agent.yml"):
-        result = playbook(name)
-        assert result.rc == 0, f"{name}:\n{result.stdout[-3000:]}"
-    yield
-    afresh(lab)
+def onboarded(lab, request):
+    """Every host Online with both agents (the phases before fleet.yml). The last test offboards a host: the lab
+    is handed over changed (the next stage brings it up afresh)."""
+    with stage(lab, request, needs=["network.yml", "identity.yml", "activation.yml", "onprem_dns.yml",
+                                    "ssm_agent.yml", "cloudwatch_agent.yml"]):
+        yield
 
 
 def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, onboarded):

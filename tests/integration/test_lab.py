@@ -104,12 +104,6 @@ def endpoint_ips(lab, endpoint) -> set[str]:
     return {eni["PrivateIpAddress"] for eni in enis["NetworkInterfaces"]}
 
 
-def dig(lab, host, server, name) -> list[str]:
-    # dig's own retry (as any stub resolver does); +short prints only the addresses.
-    out = lab.ssh(host, f"dig +short +time=2 +tries=3 @{server} {name} A", check=False).stdout
-    return [line for line in out.split() if line.count(".") == 3 and line.replace(".", "").isdigit()]
-
-
 def test_resolver_stand_in_answers_from_emulator_state(lab, private_path):
     host = next(iter(lab.hosts))
     inbound = private_path["inbound_ips"][0]
@@ -120,14 +114,14 @@ def test_resolver_stand_in_answers_from_emulator_state(lab, private_path):
 
     # ssm has private DNS: its service name resolves to the endpoint's ENIs.
     answer = wait_until("ssm private DNS via the inbound endpoint",
-                        lambda: set(dig(lab, host, inbound, f"ssm.{C.REGION}.amazonaws.com")) or None)
+                        lambda: lab.dig(host, f"ssm.{C.REGION}.amazonaws.com", server=inbound) or None)
     assert answer == ssm_ips
     # The endpoint-specific S3 name resolves to the S3 endpoint's ENIs ...
     s3_dns = next(e["DnsName"] for e in private_path["endpoints"]["s3"]["DnsEntries"] if e["DnsName"].startswith("*."))
     bucket_name = s3_dns.replace("*.", "bucket.", 1)
-    assert set(dig(lab, host, inbound, bucket_name)) == s3_ips
+    assert lab.dig(host, bucket_name, server=inbound) == s3_ips
     # ... but without a private hosted zone the regional S3 name resolves "public": the classic trap.
-    public = dig(lab, host, inbound, f"s3.{C.REGION}.amazonaws.com")
+    public = lab.dig(host, f"s3.{C.REGION}.amazonaws.com", server=inbound)
     assert public and all(ipaddress.ip_address(ip) in C.PUBLIC_TRAP_NET for ip in public)
 
 
