@@ -125,11 +125,12 @@ def stage(lab: Lab, request, needs: Sequence[str], leaves: Sequence[str] | None 
     """A lab module's setting: the shared lab converged by the playbooks `needs` (in order), then handed over.
 
     The lab modules run in the order of the phases (conftest), each starting where the one before left off: a
-    playbook the module before handed over as converged is not run again (its own tests ran it to changed=0), the
-    others are. At the end the module hands the lab over converged by `leaves`, only if every one of its tests
-    passed; when one failed (or `leaves` is None: the module leaves the lab changed), nobody vouches for the lab
-    and the next stage brings it up afresh. `fresh` always starts from a lab brought up afresh (a new AWS
-    account, clean hosts). A module run on its own starts from nothing and runs every playbook of `needs`.
+    playbook the module before handed over as converged (run there, or put back after a fault, and not changed
+    since) is not run again, the others are. At the end the module hands the lab over converged by `leaves`, only
+    if every one of its tests passed; when one failed (or `leaves` is None: the module leaves the lab changed),
+    nobody vouches for the lab and the next stage brings it up afresh. `fresh` always starts from a lab brought up
+    afresh (a new AWS account, clean hosts). A module run on its own starts from nothing and runs every playbook
+    of `needs`.
     """
     if fresh or lab.ready is None:
         afresh(lab)
