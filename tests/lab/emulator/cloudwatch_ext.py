@@ -8,17 +8,11 @@ whatever the order its dimensions were sent in.
 
 moto also finds the metrics by comparing every data point with every metric found so far: quadratic in the data
 the agents have sent. On a 50-host lab after 35 minutes a ListMetrics took minutes and timed out the controller
-(the bench's no-op rerun at N=50). ``filtered_metrics`` keeps one entry per metric identity in a dict.
+(the bench's no-op rerun at N=50). ``filtered_metrics`` keeps one entry per metric identity (the set of its
+dimensions, so their order does not matter) in a dict.
 """
 
 from __future__ import annotations
-
-
-def same_dimensions(metric_dimensions, dimensions) -> bool:
-    """Same metric identity: the same (name, value) pairs, in any order."""
-    return {(d.name, d.value) for d in metric_dimensions} == {(d.name, d.value) for d in dimensions} and len(
-        metric_dimensions
-    ) == len(dimensions)
 
 
 def filtered_metrics(backend, metric_name, namespace, dimensions):
@@ -40,9 +34,8 @@ def filtered_metrics(backend, metric_name, namespace, dimensions):
 
 
 def install() -> None:
-    """Replace moto's comparison and its metric search (idempotent): MetricDatumBase.filter looks the comparison
-    up in the module at call time; the backend's method is patched on its class."""
+    """Replace moto's metric search (idempotent): the backend's method is patched on its class. moto's dimension
+    comparison is used only by that search, so it needs no patch of its own any more."""
     from moto.cloudwatch import models
 
-    models.are_dimensions_same = same_dimensions
     models.CloudWatchBackend.get_filtered_metrics = filtered_metrics
