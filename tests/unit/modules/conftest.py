@@ -1,11 +1,15 @@
 """Fixtures for testing our AWS modules against the in-process lab emulator, running the modules for real.
 
 - ``emulator``: the session's in-process AWS emulator (same class as tests/unit/lab's fixture).
-- ``run_module(name, args, check=False, diff=False, via="direct")``: runs ``plugins/modules/<name>.py`` in a
-  child process exactly as Ansible's module runner does (ANSIBLE_MODULE_ARGS JSON, our module_utils merged
-  into ``ansible.module_utils``), pointed at the emulator through ``AWS_ENDPOINT_URL``; returns the
-  module's JSON result (``failed`` set when it failed). ``via="ansible"`` goes through
-  ``ansible localhost -m <name>`` (AnsiballZ, argument handling, ``--check``/``--diff``) instead.
+- ``run_module(name, args, check=False, diff=False, via="direct")``: runs ``plugins/modules/<name>.py`` as
+  ``__main__`` the way Ansible's module runner does (ANSIBLE_MODULE_ARGS JSON with the ``legacy`` profile, our
+  module_utils merged into ``ansible.module_utils``), pointed at the emulator through ``AWS_ENDPOINT_URL``;
+  returns the module's JSON result (``failed`` set when it failed). ``direct`` runs it inside this process,
+  with the run's own environment, working directory and stdout, and Ansible's per-run globals reset before
+  and after: a child Python per call spent most of the unit suite's time importing boto3 and parsing the same
+  botocore service models again. ``via="process"`` runs it in a child Python instead (set
+  ``HYBRID_UNIT_MODULE_RUNNER=process`` to run every direct call that way); ``via="ansible"`` goes through
+  ``ansible localhost -m <name>`` (AnsiballZ, argument handling, ``--check``/``--diff``).
 - ``lab_vpc``: a fresh VPC (DNS support and hostnames on) with subnets in three AZs plus a second subnet
   in the first AZ, so tests never collide with the seeded lab VPC or with each other.
 - ``tools``: helpers for assertions (``return_keys(name)``: RETURN's top-level keys; ``mutations(calls)``:
@@ -17,10 +21,14 @@ moto keeps its state in process-global backends, so every test creates its own r
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import runpy
 import subprocess
 import sys
+import traceback
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -69,6 +77,25 @@ def emulator():
         handle.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader():
+    """In-process module runs share one botocore data loader, so each service model is parsed once per session.
+
+    Each run builds its own boto3 session, as under Ansible; only the loader (a read-only cache of botocore's
+    JSON models, which one session's clients already share) is shared between them.
+    """
+    import functools
+
+    import botocore.session
+
+    original = botocore.session.create_loader
+    botocore.session.create_loader = functools.lru_cache(maxsize=None)(original)
+    try:
+        yield
+    finally:
+        botocore.session.create_loader = original
+
+
 def aws_env(emulator: LabEmulator, region: str = labconst.REGION) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EC2_", "BOTO_"))}
     env.update(
@@ -104,6 +131,10 @@ class ModuleRunner:
         if via == "ansible":
             return self._via_ansible(name, args, check, diff, env)
         module_args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+        if via == "direct" and os.environ.get("HYBRID_UNIT_MODULE_RUNNER", "in-process") != "process":
+            return _parse(*_run_in_process(MODULES / f"{name}.py", module_args, env, self.tmp_path))
+        if via not in ("direct", "process"):
+            raise ValueError(f"via must be direct, process or ansible, not {via!r}")
         args_file = self.tmp_path / f"args-{uuid.uuid4().hex}.json"
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
         proc = subprocess.run(
@@ -149,6 +180,44 @@ class ModuleRunner:
         except (ValueError, KeyError, IndexError) as exc:
             raise AssertionError(f"ansible gave no JSON result: {proc.stdout}\n{proc.stderr}") from exc
         return result
+
+
+def _run_in_process(module_path: Path, module_args: dict[str, Any], env: dict[str, str], cwd: Path):
+    """Run a module file as ``__main__`` here; return (stdout, stderr, exit code) as a child's would be."""
+    import ansible.module_utils.basic as basic
+    from ansible.module_utils import _internal
+    from ansible.module_utils.common import warnings
+
+    saved_env, saved_cwd, saved_side = dict(os.environ), os.getcwd(), _internal.is_controller
+    # This process imported controller code (filters, ansible.errors), which marks it as the controller; a module
+    # run on a target returns its warnings in its result instead of displaying them.
+    _internal.is_controller = False
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": module_args}).encode()
+    basic._ANSIBLE_PROFILE = "legacy"
+    warnings._global_warnings.clear()
+    warnings._global_deprecations.clear()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(str(module_path), run_name="__main__")
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except Exception:  # what a child would die of: its traceback on stderr, exit code 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        _internal.is_controller = saved_side
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        basic._ANSIBLE_ARGS = basic._ANSIBLE_PROFILE = basic._PARSED_MODULE_ARGS = None
+        warnings._global_warnings.clear()
+        warnings._global_deprecations.clear()
+    return out.getvalue(), err.getvalue(), code
 
 
 def _parse(stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
