@@ -40,7 +40,7 @@ class Lab:
     env: dict[str, str] = field(default_factory=C.controller_env)
     # The playbooks the shared lab is converged to, as the module before handed it over (see `stage`); None when
     # no one vouches for its state (a module failed, or left it changed): the next stage brings it up afresh.
-    ready: list[str] | None = field(default_factory=list)
+    ready: frozenset[str] | None = frozenset()
 
     def ssh(self, host: str, command: str, check=True, timeout=60) -> subprocess.CompletedProcess:
         ip = self.hosts.get(host) or (self.dns_host[1] if host == self.dns_host[0] else host)
@@ -115,7 +115,6 @@ def afresh(lab: Lab) -> Lab:
     """
     run([str(LAB), "up", "--hosts", str(len(lab.hosts))], timeout=1800)
     assert read_inventory() == (lab.hosts, lab.dns_host)
-    lab.ready = []
     return lab
 
 
@@ -132,9 +131,11 @@ def stage(lab: Lab, request, needs: Sequence[str], leaves: Sequence[str] | None 
     afresh (a new AWS account, clean hosts). A module run on its own starts from nothing and runs every playbook
     of `needs`.
     """
-    if fresh or lab.ready is None:
+    converged = lab.ready
+    if fresh or converged is None:
         afresh(lab)
-    converged, lab.ready = set(lab.ready or ()), None  # the lab is this module's until it hands it over
+        converged = frozenset()
+    lab.ready = None  # the lab is this module's until it hands it over
     failed = request.session.testsfailed
     for name in needs:
         if name not in converged:
@@ -144,7 +145,7 @@ def stage(lab: Lab, request, needs: Sequence[str], leaves: Sequence[str] | None 
         yield lab
     finally:
         if leaves is not None and request.session.testsfailed == failed:
-            lab.ready = list(leaves)
+            lab.ready = frozenset(leaves)
 
 
 @dataclass
