@@ -39,6 +39,9 @@ PACKAGE_TYPES = ("deb", "rpm")
 CW_OS_DIRS = ("debian", "ubuntu", "redhat", "amazon_linux", "suse")
 _VERSION_RE = re.compile(r"^(latest|\d+(\.\d+){2,3})$")
 _VPCE_S3_RE = re.compile(r"^\*?\.?(vpce-[0-9a-z]+-[0-9a-z]+(-[a-z0-9-]+)?\.s3\.[a-z0-9-]+\.vpce\.amazonaws\.com)$")
+# The regional name of an S3 interface endpoint (its zonal names have the zone after the endpoint id).
+_VPCE_S3_REGIONAL_RE = re.compile(r"^\*\.vpce-[0-9a-z]+-[0-9a-z]+\.s3\.")
+_UNUSABLE_ENDPOINT_STATES = frozenset({"deleted", "deleting", "failed", "rejected"})
 
 
 def _check(name, value, allowed):
@@ -65,6 +68,24 @@ def s3_endpoint_host(dns_name):
             f"('*.vpce-….s3.<region>.vpce.amazonaws.com'); got {dns_name!r}"
         )
     return "bucket." + match.group(1)
+
+
+def s3_endpoint_regional_dns(vpc_endpoints):
+    """The regional DNS name (``*.vpce-….s3.<region>.vpce.amazonaws.com``) of the first usable S3 interface endpoint
+    in ``amazon.aws.ec2_vpc_endpoint_info``'s ``vpc_endpoints``; ``''`` when there is none. Gateway endpoints and
+    endpoints deleted, deleting, failed or rejected do not count."""
+    if vpc_endpoints is None:
+        return ""
+    if not isinstance(vpc_endpoints, list):
+        raise AnsibleFilterError(f"s3_endpoint_regional_dns needs the list of vpc_endpoints; got {vpc_endpoints!r}")
+    for endpoint in vpc_endpoints:
+        if endpoint.get("vpc_endpoint_type") != "Interface" or endpoint.get("state") in _UNUSABLE_ENDPOINT_STATES:
+            continue
+        for entry in endpoint.get("dns_entries") or []:
+            name = entry.get("dns_name") or ""
+            if _VPCE_S3_REGIONAL_RE.match(name):
+                return name
+    return ""
 
 
 def _url(mode, region, bucket, key, s3_endpoint_dns=None, mirror=None):
@@ -109,4 +130,5 @@ class FilterModule(object):
             "ssm_agent_url": ssm_agent_url,
             "cw_agent_url": cw_agent_url,
             "s3_endpoint_host": s3_endpoint_host,
+            "s3_endpoint_regional_dns": s3_endpoint_regional_dns,
         }

@@ -71,7 +71,32 @@ def test_bad_input_names_the_argument(kwargs, word):
 
 
 def test_filter_module_exports():
-    assert set(urls.FilterModule().filters()) == {"ssm_agent_url", "cw_agent_url", "s3_endpoint_host"}
+    assert set(urls.FilterModule().filters()) == {
+        "ssm_agent_url", "cw_agent_url", "s3_endpoint_host", "s3_endpoint_regional_dns"}
+
+
+def s3_endpoint(endpoint_id, state="available", kind="Interface", zonal_first=True):
+    """An ec2_vpc_endpoint_info entry of an S3 endpoint: its zonal DNS name (as AWS lists it, often first) and its
+    regional one."""
+    regional = {"dns_name": f"*.{endpoint_id}.s3.eu-west-1.vpce.amazonaws.com"}
+    zonal = {"dns_name": f"*.{endpoint_id}-eu-west-1a.s3.eu-west-1.vpce.amazonaws.com"}
+    entries = [zonal, regional] if zonal_first else [regional, zonal]
+    return {"vpc_endpoint_type": kind, "state": state, "dns_entries": entries if kind == "Interface" else []}
+
+
+def test_s3_endpoint_regional_dns_picks_the_regional_name_of_a_usable_interface_endpoint():
+    pick = urls.s3_endpoint_regional_dns
+    assert pick([s3_endpoint("vpce-0a-1b")]) == "*.vpce-0a-1b.s3.eu-west-1.vpce.amazonaws.com"
+    assert pick([s3_endpoint("vpce-0a-1b", zonal_first=False)]) == "*.vpce-0a-1b.s3.eu-west-1.vpce.amazonaws.com"
+    # A gateway endpoint, or an interface endpoint on its way out, is passed over for the next usable one.
+    for unusable in (s3_endpoint("vpce-9a-9b", kind="Gateway"), s3_endpoint("vpce-9a-9b", state="deleting"),
+                     s3_endpoint("vpce-9a-9b", state="rejected")):
+        assert pick([unusable, s3_endpoint("vpce-0c-1d")]) == "*.vpce-0c-1d.s3.eu-west-1.vpce.amazonaws.com"
+        assert pick([unusable]) == ""
+    # Nothing looked up (the lookup task skipped) or nothing found: no name, and the role's own check says why.
+    assert pick([]) == "" and pick(None) == ""
+    with pytest.raises(AnsibleFilterError, match="list of vpc_endpoints"):
+        pick({"vpc_endpoints": []})
 
 
 def test_region_is_checked_by_the_one_aws_region_definition():
