@@ -39,8 +39,6 @@ PACKAGE_TYPES = ("deb", "rpm")
 CW_OS_DIRS = ("debian", "ubuntu", "redhat", "amazon_linux", "suse")
 _VERSION_RE = re.compile(r"^(latest|\d+(\.\d+){2,3})$")
 _VPCE_S3_RE = re.compile(r"^\*?\.?(vpce-[0-9a-z]+-[0-9a-z]+(-[a-z0-9-]+)?\.s3\.[a-z0-9-]+\.vpce\.amazonaws\.com)$")
-# The regional name of an S3 interface endpoint (its zonal names have the zone after the endpoint id).
-_VPCE_S3_REGIONAL_RE = re.compile(r"^\*\.vpce-[0-9a-z]+-[0-9a-z]+\.s3\.")
 _UNUSABLE_ENDPOINT_STATES = frozenset({"deleted", "deleting", "failed", "rejected"})
 
 
@@ -82,8 +80,10 @@ def s3_endpoint_regional_dns(vpc_endpoints):
         if endpoint.get("vpc_endpoint_type") != "Interface" or endpoint.get("state") in _UNUSABLE_ENDPOINT_STATES:
             continue
         for entry in endpoint.get("dns_entries") or []:
+            # The regional name: the wildcard one with no zone after the endpoint id (group 2 is the zone).
             name = entry.get("dns_name") or ""
-            if _VPCE_S3_REGIONAL_RE.match(name):
+            match = _VPCE_S3_RE.match(name)
+            if match and name.startswith("*.") and match.group(2) is None:
                 return name
     return ""
 
