@@ -38,6 +38,14 @@ description:
     unknown ID) before any tag is changed, so an unknown ID fails the task without changing any node.
   - With O(state=absent) a node that is not (or no longer) registered is not an error; it is reported as not
     changed.
+  - With O(state=present) the nodes' tags are read 100 nodes per call with the Resource Groups Tagging API
+    (C(tag:GetResources), after one C(sts:GetCallerIdentity) for the account), so a run where nothing changes costs
+    the same few calls for 3 or 3,000 nodes. That API is eventually consistent and lists only tagged nodes, so a node
+    it does not list, or lists with tags other than the wanted ones, is read again with C(ListTagsForResource) before
+    anything is changed: a stale answer never causes a change. A tag changed outside Ansible moments before a run
+    may be seen (and put back) only on the next run.
+  - When C(tag:GetResources) or C(sts:GetCallerIdentity) is denied, the module warns and reads each node's tags
+    with C(ListTagsForResource), one call per node, as before.
 version_added: 0.1.0
 author:
   - hybrid-onboard contributors
@@ -146,6 +154,9 @@ INSTANCE_ID = re.compile(r"^mi-[0-9a-f]{17}$")
 RESOURCE_TYPE = "ManagedInstance"
 # DescribeInstanceInformation takes at most 50 results per page; one page per chunk keeps the check cheap.
 CHUNK = 50
+# GetResources takes at most 100 ARNs per call.
+ARN_CHUNK = 100
+_DENIED = ["AccessDenied", "AccessDeniedException", "UnauthorizedOperation"]
 MAX_TAGS = 50
 MAX_KEY = 128
 MAX_VALUE = 256
@@ -228,6 +239,50 @@ class ManagedNodes:
             self.module.fail_json_aws(e, msg="Failed to describe instance information")
         return known & set(ids)
 
+    def _arn_prefix(self):
+        """``arn:<partition>:ssm:<region>:<account>:managed-instance/``; None (with a warning) if STS says no."""
+        try:
+            caller = aws_client(self.module, "sts").get_caller_identity(aws_retry=True)
+        except is_boto3_error_code(_DENIED):
+            self.module.warn(
+                "sts:GetCallerIdentity is denied, so the account of the managed nodes' ARNs is unknown: reading each "
+                "node's tags with ssm:ListTagsForResource, one call per node."
+            )
+            return None
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+            self.module.fail_json_aws(e, msg="Failed to read the caller's account (sts:GetCallerIdentity)")
+        partition = caller["Arn"].split(":")[1]
+        return f"arn:{partition}:ssm:{self.module.region}:{caller['Account']}:managed-instance/"
+
+    def listed_tags(self, ids):
+        """``{instance_id: tags}`` of the nodes among ``ids`` that tag:GetResources lists, 100 nodes per call.
+
+        The Tagging API lists tagged nodes only and is eventually consistent: a caller changes nothing on its word
+        alone. ``{}`` when the API may not be used here (a warning says so): every node is then read on its own.
+        """
+        prefix = self._arn_prefix()
+        if prefix is None:
+            return {}
+        client = aws_client(self.module, "resourcegroupstaggingapi")
+        listed = {}
+        try:
+            for start in range(0, len(ids), ARN_CHUNK):
+                answer = client.get_resources(
+                    aws_retry=True, ResourceARNList=[prefix + i for i in ids[start : start + ARN_CHUNK]]
+                )
+                for mapping in answer.get("ResourceTagMappingList") or []:
+                    listed[mapping["ResourceARN"].rsplit("/", 1)[-1]] = tags_from_boto3(mapping.get("Tags"))
+        except is_boto3_error_code(_DENIED):
+            self.module.warn(
+                "tag:GetResources is denied: reading each managed node's tags with ssm:ListTagsForResource, one call "
+                "per node. Allow tag:GetResources to read them 100 nodes per call."
+            )
+            return {}
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+            self.module.fail_json_aws(e, msg="Failed to read the managed nodes' tags (tag:GetResources)")
+        asked = set(ids)
+        return {i: tags for i, tags in listed.items() if i in asked}
+
     def tags(self, instance_id):
         try:
             answer = self.client.list_tags_for_resource(
@@ -284,10 +339,16 @@ def run_present(module, nodes, items):
             f"{', '.join(unknown)}. No node was changed; remove them from instances, or register "
             "them first (state=absent skips unknown nodes)."
         )
+    purge = module.params["purge_tags"]
+    listed = nodes.listed_tags(ids)
     plans = []
-    for item in items:  # every describe before the first change: a failure here changes nothing
-        current = nodes.tags(item["instance_id"])
-        to_set, to_unset = tag_changes(current, wanted_tags(item), module.params["purge_tags"])
+    for item in items:  # every read before the first change: a failure here changes nothing
+        wanted = wanted_tags(item)
+        current = listed.get(item["instance_id"])
+        if current is None or any(tag_changes(current, wanted, purge)):
+            # Not listed, or listed as needing a change: the batch answer may be stale, ask the node itself.
+            current = nodes.tags(item["instance_id"])
+        to_set, to_unset = tag_changes(current, wanted, purge)
         plans.append((item["instance_id"], current, to_set, to_unset))
     results, diff, done = [], {"before": {}, "after": {}}, []
     for instance_id, current, to_set, to_unset in plans:

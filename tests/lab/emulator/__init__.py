@@ -7,6 +7,7 @@ in-process (tests). The pieces:
 - ``middleware``  call counting, fault injection and the ``/_lab/`` control endpoints.
 - ``ec2_ext``     interface VPC endpoint fidelity (DNS entries, ENIs, DnsOptions, validation).
 - ``route53_ext`` Route 53 VPC association authorizations.
+- ``tagging_ext`` Resource Groups Tagging API GetResources for the hybrid managed nodes.
 - ``seed``        the account's pre-existing VPC, subnets and agent buckets.
 - ``clock``       the emulator's shiftable notion of "now".
 """

@@ -71,13 +71,14 @@ def build_app(faults: object | None = None):  # noqa: ANN201 - returns LabMiddle
         _ensure_managed_policies()
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from . import cloudwatch_ext, ec2_ext, iam_ext, route53_ext, seed
+        from . import cloudwatch_ext, ec2_ext, iam_ext, route53_ext, seed, tagging_ext
         from .middleware import FaultConfig, LabMiddleware
 
         cloudwatch_ext.install()
         ec2_ext.install()
         route53_ext.install()
         iam_ext.install()
+        tagging_ext.install()
         intercept = _install_ssm_ext()
         seed.seed()
 

@@ -241,8 +241,9 @@ def test_batches_beyond_one_describe_chunk(run_module, emulator, tools, fleet):
 def test_retries_on_throttling(run_module, emulator, tools, fleet):
     (node,) = fleet.register(1)
     args = {"instances": [{"instance_id": node, "tags": {"Site": "paris"}}]}
-    # Without faults: Describe, ListTags, AddTags, ListTags again.
-    expected_calls = 4
+    # Without faults: Describe, GetCallerIdentity, GetResources (an untagged node is not listed), ListTags, AddTags,
+    # ListTags again.
+    expected_calls = 6
     emulator.reset_calls()
     with emulator.faults(throttle_rate=0.5, seed=3):
         result = run_module(MODULE, args)
@@ -318,3 +319,75 @@ def test_aws_error_mid_batch_names_the_operation_and_the_nodes_already_changed(r
     assert f"already changed before this failure: {first}" in result["msg"]
     assert fleet.tags(first) == {"Site": "paris"}
     assert len(fleet.tags(full)) == 45
+
+
+def _reads(emulator):
+    calls = emulator.calls()
+    return {f"{service}:{action}": n for service, actions in calls.items() for action, n in actions.items()}
+
+
+def test_noop_reads_tags_in_batches_whatever_the_number_of_nodes(run_module, emulator, fleet):
+    ids = fleet.register(50)
+    few, many = (
+        {
+            "instances": [
+                {"instance_id": i, "tags": {"Site": "paris", "Hostname": f"h{n}"}} for n, i in enumerate(chosen)
+            ]
+        }
+        for chosen in (ids[:3], ids)
+    )
+    assert run_module(MODULE, many)["changed"] is True
+
+    counts = []
+    for args in (few, many):
+        emulator.reset_calls()
+        again = run_module(MODULE, args)
+        assert again["changed"] is False, again
+        assert [n["tags"]["Hostname"] for n in again["instances"]] == [f"h{n}" for n in range(len(args["instances"]))]
+        counts.append(_reads(emulator))
+    # One existence check (50 nodes a page), one caller identity, one GetResources (100 nodes a call); no per-node read.
+    assert counts[0] == counts[1], counts
+    assert sum(n for action, n in counts[1].items() if action.endswith(":ListTagsForResource")) == 0, counts[1]
+    assert sum(n for action, n in counts[1].items() if action.endswith(":GetResources")) == 1, counts[1]
+
+
+def test_stale_batch_answer_is_checked_on_the_node_before_any_change(run_module, emulator, fleet, monkeypatch):
+    from emulator import tagging_ext
+
+    first, second = fleet.register(2)
+    args = {"instances": [{"instance_id": i, "tags": {"Site": "paris"}} for i in (first, second)]}
+    assert run_module(MODULE, args)["changed"] is True
+    # The Tagging API still answers with the tags of before (eventual consistency): the module must not tag again.
+    monkeypatch.setattr(
+        tagging_ext,
+        "by_arns",
+        lambda arns: [{"ResourceARN": a, "Tags": [{"Key": "Site", "Value": "old"}]} for a in arns],
+    )
+    emulator.reset_calls()
+    again = run_module(MODULE, args, diff=True)
+    assert again["changed"] is False, again
+    assert again["diff"] == {"before": {}, "after": {}}
+    assert [n["tags"] for n in again["instances"]] == [{"Site": "paris"}] * 2
+    reads = _reads(emulator)
+    assert reads.get("ssm:ListTagsForResource") == 2, reads
+    assert not any(a.endswith(("AddTagsToResource", "RemoveTagsFromResource")) for a in reads), reads
+
+
+def test_denied_tagging_api_falls_back_to_one_read_per_node_with_a_warning(run_module, emulator, fleet, monkeypatch):
+    from moto.resourcegroupstaggingapi.exceptions import ResourceGroupsTaggingAPIError
+    from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
+
+    def denied(self):
+        raise ResourceGroupsTaggingAPIError("AccessDeniedException", "not authorized to perform: tag:GetResources")
+
+    first, second = fleet.register(2)
+    fleet.tag(first, Site="lyon")
+    monkeypatch.setattr(ResourceGroupsTaggingAPIResponse, "get_resources", denied)
+    args = {"instances": [{"instance_id": i, "tags": {"Site": "paris"}} for i in (first, second)]}
+    emulator.reset_calls()
+    result = run_module(MODULE, args)
+    assert result["changed"] is True, result
+    warned = [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+    assert any("tag:GetResources is denied" in w for w in warned), warned
+    assert _reads(emulator).get("ssm:ListTagsForResource") == 4  # two before, two after the change
+    assert fleet.tags(first) == fleet.tags(second) == {"Site": "paris"}
