@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as _dt
+import functools
 import hashlib
 import hmac
 import http.client
@@ -173,8 +174,16 @@ def _parse_error(status: int, body: bytes) -> AwsError:
 
 
 def ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
-    """System trust store (where the lab CA is installed), or an explicit bundle."""
-    ca_bundle = ca_bundle or os.environ.get("AWS_CA_BUNDLE") or None
+    """System trust store (where the lab CA is installed), or an explicit bundle.
+
+    Loaded once per process and bundle, as the real agents (Go programs) load the system roots once: building a
+    context reads the whole trust store, about 20 ms of CPU, which every call used to pay.
+    """
+    return _context_for(ca_bundle or os.environ.get("AWS_CA_BUNDLE") or None)
+
+
+@functools.lru_cache(maxsize=8)
+def _context_for(ca_bundle: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_bundle)
 
 
