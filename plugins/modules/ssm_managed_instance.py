@@ -42,7 +42,7 @@ description:
     (C(tag:GetResources), after one C(sts:GetCallerIdentity) for the account), so a run where nothing changes costs
     the same few calls for 3 or 3,000 nodes. That API is eventually consistent and lists only tagged nodes, so a node
     it does not list, or lists with tags other than the wanted ones, is read again with C(ListTagsForResource) before
-    anything is changed: a stale answer never causes a change. A tag changed outside Ansible moments before a run
+    anything is changed, so a stale answer never causes a change. A tag changed outside Ansible moments before a run
     may be seen (and put back) only on the next run.
   - When C(tag:GetResources) or C(sts:GetCallerIdentity) is denied, the module warns and reads each node's tags
     with C(ListTagsForResource), one call per node, as before.
