@@ -31,11 +31,13 @@ description:
   - Lists the managed nodes of AWS Systems Manager with C(DescribeInstanceInformation), one call per page of
     50 nodes (not one per node), in every region of O(regions). By default only hybrid nodes
     (IDs C(mi-...), C(ResourceType=ManagedInstance)); EC2 instances (C(i-...)) only with O(include_ec2=true).
-  - With O(tags=true) (the default) it also reads each node's tags with C(ListTagsForResource)
-    (C(ResourceType=ManagedInstance)). B(That is one more API call per node), because SSM has no call that
-    returns the tags of many nodes. For a large fleet, select nodes by tag on the server side with
-    O(filters) (C(tag:Key)), set O(tags=false) when no host name, group or variable needs the tags, and turn
-    the cache on (O(cache=true)).
+  - With O(tags=true) (the default) it also reads the hybrid nodes' tags with the Resource Groups Tagging API
+    (C(tag:GetResources)), 100 nodes per call, after one C(sts:GetCallerIdentity) per region for the nodes' ARNs.
+    That API is eventually consistent, so a tag changed moments before the inventory is read may still show its
+    old value (or be missing from a node tagged moments before). When either call is denied, the plugin warns and
+    reads each node's tags with C(ListTagsForResource) instead, one call per node. For a large fleet, select nodes
+    by tag on the server side with O(filters) (C(tag:Key)), set O(tags=false) when no host name, group or variable
+    needs the tags, and turn the cache on (O(cache=true)).
   - Every host gets these variables (V(null) when AWS did not report the value, for example the platform of a
     node that never sent a heartbeat) -
     C(ssm_instance_id), C(ssm_resource_type), C(ssm_ping_status), C(ssm_last_ping_date_time) (ISO 8601, UTC),
@@ -109,7 +111,8 @@ options:
     default: [computer_name, instance_id]
   tags:
     description:
-      - Read every hybrid node's tags into C(ssm_tags), with one C(ListTagsForResource) call per node.
+      - Read every hybrid node's tags into C(ssm_tags), with one C(tag:GetResources) call per 100 nodes (see the
+        description).
       - Turn off for large fleets when nothing needs the tags (see the description).
     type: bool
     default: true
@@ -123,9 +126,10 @@ options:
     type: bool
     default: false
 notes:
-  - Read-only; it only calls C(ssm:DescribeInstanceInformation) and, with O(tags=true),
-    C(ssm:ListTagsForResource) (plus C(sts:AssumeRole) with O(assume_role_arn)).
-  - Throttling is retried with jittered backoff, per page and per node.
+  - Read-only; it only calls C(ssm:DescribeInstanceInformation) and, with O(tags=true), C(sts:GetCallerIdentity)
+    and C(tag:GetResources) (or, where those are denied, C(ssm:ListTagsForResource)), plus C(sts:AssumeRole) with
+    O(assume_role_arn).
+  - Throttling is retried with jittered backoff, per page and per call.
   - With O(cache=true) a second run within O(cache_timeout) makes no AWS call at all. The cache key includes the
     options that change the query (O(regions), O(filters), O(ping_status), O(include_ec2), O(tags), the
     profile, endpoint and role), so editing them does not serve a stale answer; C(--flush-cache) forces a query.
@@ -210,6 +214,8 @@ FIELDS = (
 
 # The largest page DescribeInstanceInformation serves.
 PAGE_SIZE = 50
+# tag:GetResources takes at most 100 ARNs per call.
+TAG_BATCH = 100
 
 # Same retry policy as module_utils/hybrid_aws.py (controller-side plugins cannot import our module_utils):
 # throttling and transient errors, jittered backoff, per call.
@@ -403,8 +409,44 @@ class InventoryModule(AWSInventoryBase):
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             self.fail_aws(f"Failed to describe managed nodes (DescribeInstanceInformation) in {region}", exception=e)
 
+    def _listed_tags(self, region, ids):
+        """``{instance_id: tags}`` of the nodes among ``ids`` that tag:GetResources lists (tagged ones), 100 nodes a
+        call; None when the credentials may not make these calls (a warning says so)."""
+        if not ids:
+            return {}
+        denied = ["AccessDenied", "AccessDeniedException", "UnauthorizedOperation"]
+        try:
+            caller = self.client("sts", region=region, retry_decorator=RETRY).get_caller_identity(aws_retry=True)
+            prefix = f"arn:{caller['Arn'].split(':')[1]}:ssm:{region}:{caller['Account']}:managed-instance/"
+            tagging = self.client("resourcegroupstaggingapi", region=region, retry_decorator=RETRY)
+            listed = {}
+            for start in range(0, len(ids), TAG_BATCH):
+                answer = tagging.get_resources(
+                    aws_retry=True, ResourceARNList=[prefix + i for i in ids[start : start + TAG_BATCH]]
+                )
+                for mapping in answer.get("ResourceTagMappingList", []):
+                    listed[mapping["ResourceARN"].rsplit("/", 1)[-1]] = boto3_tag_list_to_ansible_dict(
+                        mapping.get("Tags", [])
+                    )
+            return listed
+        except is_boto3_error_code(denied):
+            self.display.warning(
+                f"ssm_nodes: sts:GetCallerIdentity or tag:GetResources is denied in {region}: reading each node's "
+                "tags with ssm:ListTagsForResource, one call per node"
+            )
+            return None
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
+            self.fail_aws(f"Failed to read the managed nodes' tags (tag:GetResources) in {region}", exception=e)
+
     def _add_tags(self, client, region, nodes):
-        """Tags of each hybrid node, one ListTagsForResource each; nodes deregistered meanwhile are dropped."""
+        """Tags of each hybrid node: in batches (tag:GetResources), else one ListTagsForResource each, dropping the
+        nodes deregistered meanwhile."""
+        listed = self._listed_tags(region, [n["instance_id"] for n in nodes if is_hybrid(n)])
+        if listed is not None:
+            for node in nodes:
+                if is_hybrid(node):
+                    node["tags"] = listed.get(node["instance_id"], {})
+            return nodes
         kept = []
         for node in nodes:
             if not is_hybrid(node):

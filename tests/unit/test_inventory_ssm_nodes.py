@@ -289,10 +289,13 @@ def groups(listing: dict[str, Any]) -> dict[str, set[str]]:
 
 
 def ssm_calls(emulator: LabEmulator, before: dict[str, dict[str, int]]) -> dict[str, int]:
-    """SSM calls made since ``before`` (a snapshot of emulator.calls()), by action."""
-    now = emulator.calls().get("ssm", {})
-    old = before.get("ssm", {})
-    return {action: count - old.get(action, 0) for action, count in now.items() if count - old.get(action, 0)}
+    """The plugin's calls made since ``before`` (a snapshot of emulator.calls()), by action: SSM, the Tagging API
+    and STS (their action names do not overlap)."""
+    out = {}
+    for service in ("ssm", "tagging", "sts"):
+        now, old = emulator.calls().get(service, {}), before.get(service, {})
+        out.update({action: count - old.get(action, 0) for action, count in now.items() if count - old.get(action, 0)})
+    return out
 
 
 # --- what a user sees -----------------------------------------------------------------------------------------------
@@ -362,8 +365,8 @@ def test_lists_exactly_the_hybrid_nodes_with_their_variables(emulator, fleet, tm
     # No groups but what the config asks for.
     assert {name for name in listing if name != "_meta"} == {"all", "ungrouped"}
     assert set(listing["ungrouped"]["hosts"]) == set(hosts)
-    # One page for the whole fleet, one tag call per node, nothing else.
-    assert calls == {"DescribeInstanceInformation": 1, "ListTagsForResource": 4}
+    # One page for the whole fleet, one caller identity and one tag call for all its nodes, nothing else.
+    assert calls == {"DescribeInstanceInformation": 1, "GetCallerIdentity": 1, "GetResources": 1}
 
 
 def test_ping_status_online_lists_only_the_online_nodes(emulator, fleet, tmp_path) -> None:
@@ -486,7 +489,7 @@ def test_cache_answers_the_second_run_without_calling_aws(emulator, fleet, tmp_p
     source = write_config(tmp_path, config)
     before = emulator.calls()
     first = inventory_list(emulator, fleet.account, source)
-    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 1, "ListTagsForResource": 4}
+    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 1, "GetCallerIdentity": 1, "GetResources": 1}
     assert list((tmp_path / "cache").iterdir()), "nothing was cached"
 
     before = emulator.calls()
@@ -496,13 +499,13 @@ def test_cache_answers_the_second_run_without_calling_aws(emulator, fleet, tmp_p
 
     before = emulator.calls()
     inventory_list(emulator, fleet.account, source, "--flush-cache")
-    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 1, "ListTagsForResource": 4}
+    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 1, "GetCallerIdentity": 1, "GetResources": 1}
 
     # A changed query is not answered from the old cache entry.
     source = write_config(tmp_path, {**config, "ping_status": ["Online"]})
     before = emulator.calls()
     online = inventory_list(emulator, fleet.account, source)
-    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 1, "ListTagsForResource": 2}
+    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 1, "GetCallerIdentity": 1, "GetResources": 1}
     assert set(hostvars(online)) == {"web1.fra1.example.net", "web2.ams2.example.net"}
 
 
@@ -513,7 +516,7 @@ def test_one_describe_call_per_page_and_tags_only_when_asked(emulator, tmp_path)
     before = emulator.calls()
     hosts = hostvars(inventory_list(emulator, account, source))
     assert set(hosts) == ids
-    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 2, "ListTagsForResource": 55}
+    assert ssm_calls(emulator, before) == {"DescribeInstanceInformation": 2, "GetCallerIdentity": 1, "GetResources": 1}
 
     source = write_config(tmp_path, {"hostnames": ["instance_id"], "tags": False})
     before = emulator.calls()
@@ -533,7 +536,26 @@ def test_throttling_is_retried(emulator, fleet, tmp_path) -> None:
     assert set(hosts) == {n.instance_id for n in (fleet.web1, fleet.web2, fleet.db1, fleet.new1)}
     assert hosts[fleet.db1.instance_id]["ssm_tags"] == {"Datacenter": "fra1", "Role": "db", "Name": "db-1"}
     # Some calls were throttled (botocore does not retry here: AWS_MAX_ATTEMPTS=1) and the plugin retried them.
-    assert calls["DescribeInstanceInformation"] + calls["ListTagsForResource"] > 1 + 4
+    assert sum(calls.values()) > 3, calls
+
+
+def test_denied_tagging_api_reads_each_node_with_a_warning(emulator, fleet, tmp_path, monkeypatch) -> None:
+    from moto.resourcegroupstaggingapi.exceptions import ResourceGroupsTaggingAPIError
+    from moto.resourcegroupstaggingapi.responses import ResourceGroupsTaggingAPIResponse
+
+    def denied(self):
+        raise ResourceGroupsTaggingAPIError("AccessDeniedException", "not authorized to perform: tag:GetResources")
+
+    monkeypatch.setattr(ResourceGroupsTaggingAPIResponse, "get_resources", denied)
+    source = write_config(tmp_path, {"hostnames": ["instance_id"]})
+    before = emulator.calls()
+    proc = ansible_inventory(emulator, fleet.account, source, "--list")
+    hosts = hostvars(_plain(json.loads(proc.stdout)))
+    assert "tag:GetResources is denied" in proc.stderr, proc.stderr
+    assert hosts[fleet.db1.instance_id]["ssm_tags"] == {"Datacenter": "fra1", "Role": "db", "Name": "db-1"}
+    assert ssm_calls(emulator, before) == {
+        "DescribeInstanceInformation": 1, "GetCallerIdentity": 1, "GetResources": 1, "ListTagsForResource": 4
+    }
 
 
 @pytest.fixture
@@ -594,7 +616,8 @@ def test_ec2_instances_only_with_include_ec2(emulator, fleet, tmp_path, ec2_node
     assert (node["ssm_instance_id"], node["ssm_resource_type"]) == ("i-0123456789abcdef0", "EC2Instance")
     # SSM holds no tags for EC2 instances: not asked for them, and no empty ssm_tags that would look like "none".
     assert "ssm_tags" not in node
-    assert ssm_calls(emulator, before)["ListTagsForResource"] == 4
+    calls = ssm_calls(emulator, before)
+    assert calls["GetResources"] == 1 and "ListTagsForResource" not in calls, calls
 
 
 BAD_OPTIONS = [

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import labconst
 import pytest
 from botocore.exceptions import ClientError
+from lab import test_emulator_ssm as base
 from lab.test_emulator_ssm import Agent
+
+# test_emulator_ssm's fixtures: the SSM client and a fresh role trusted by ssm.amazonaws.com.
+ssm, role = base.ssm, base.role
 
 
 @pytest.fixture
-def nodes(emulator):
-    ssm, iam = emulator.client("ssm"), emulator.client("iam")
-    role = f"tag-role-{uuid.uuid4().hex[:8]}"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }
-    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+def nodes(emulator, ssm, role):
+    """Three nodes registered as the agent does, with a fresh activation and role."""
     act = ssm.create_activation(IamRole=role, RegistrationLimit=3)
     ids = []
     for _ in range(3):
@@ -37,8 +34,8 @@ def _arn(emulator, instance_id):
     return f"arn:aws:ssm:{labconst.REGION}:{account}:managed-instance/{instance_id}"
 
 
-def test_arn_list_answers_tagged_registered_nodes_in_order(emulator, nodes):
-    ssm, tagging = emulator.client("ssm"), emulator.client("resourcegroupstaggingapi")
+def test_arn_list_answers_tagged_registered_nodes_in_order(emulator, ssm, nodes):
+    tagging = emulator.client("resourcegroupstaggingapi")
     first, untagged, third = nodes
     for i, site in ((first, "paris"), (third, "lyon")):
         ssm.add_tags_to_resource(ResourceType="ManagedInstance", ResourceId=i, Tags=[{"Key": "Site", "Value": site}])
@@ -54,8 +51,8 @@ def test_arn_list_answers_tagged_registered_nodes_in_order(emulator, nodes):
     assert exc.value.response["Error"]["Code"] == "InvalidParameterException"
 
 
-def test_type_filter_pages_and_tag_filters(emulator, nodes):
-    ssm, tagging = emulator.client("ssm"), emulator.client("resourcegroupstaggingapi")
+def test_type_filter_pages_and_tag_filters(emulator, ssm, nodes):
+    tagging = emulator.client("resourcegroupstaggingapi")
     run = uuid.uuid4().hex[:8]
     for n, i in enumerate(nodes):
         ssm.add_tags_to_resource(
