@@ -304,3 +304,74 @@ def tools():
         total_calls=total_calls,
         make_vpc=make_vpc,
     )
+
+
+class Signer:
+    """A throwaway GPG key in its own homedir (package_verify, agent_package): its fingerprint, exported public
+    key (armored and binary), and sign()."""
+
+    def __init__(self, home: Path, uid: str, created: int | None = None, expire: str = "never"):
+        self.home = home
+        home.mkdir(mode=0o700)
+        self.base = [
+            "gpg",
+            "--homedir",
+            str(home),
+            "--batch",
+            "--no-tty",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]
+        self.faked = ["--faked-system-time", f"{created}!"] if created else []
+        self._gpg(*self.faked, "--quick-generate-key", uid, "ed25519", "sign", expire)
+        listing = self._gpg("--with-colons", "--list-secret-keys").stdout.decode()
+        self.fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+        self.uid = uid
+        self.binary_key = home / "key.gpg"
+        self.binary_key.write_bytes(self._gpg("--export", self.fingerprint).stdout)
+        self.armored_key = home / "key.asc"
+        self.armored_key.write_bytes(self._gpg("--armor", "--export", self.fingerprint).stdout)
+
+    def _gpg(self, *args):
+        proc = subprocess.run([*self.base, *args], capture_output=True, check=False)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return proc
+
+    def sign(self, path: Path, output: Path | None = None, armor=False) -> Path:
+        sig = output or path.with_name(path.name + ".sig")
+        self._gpg(
+            *self.faked,
+            "--yes",
+            "--local-user",
+            self.fingerprint,
+            "--digest-algo",
+            "SHA256",
+            *(["--armor"] if armor else []),
+            "--detach-sign",
+            "--output",
+            str(sig),
+            str(path),
+        )
+        return sig
+
+    def close(self):
+        subprocess.run(
+            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True, check=False
+        )
+
+
+@pytest.fixture(scope="session")
+def signers(tmp_path_factory):
+    base = tmp_path_factory.mktemp("gpg")
+    made = {name: Signer(base / name, f"{name} signer <{name}@example.test>") for name in ("aws", "other")}
+    yield made
+    for signer in made.values():
+        signer.close()
+
+
+@pytest.fixture(scope="session")
+def gpg_signer():
+    """The Signer class, for a test that needs a key of its own (made at another time, expiring)."""
+    return Signer

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -15,70 +14,6 @@ import pytest
 MODULE = "package_verify"
 
 pytestmark = pytest.mark.skipif(not (shutil.which("gpg") and shutil.which("gpgv")), reason="needs gpg and gpgv")
-
-
-class Signer:
-    """A GPG key in its own homedir: its fingerprint, exported public key (armored and binary), and sign()."""
-
-    def __init__(self, home: Path, uid: str, created: int | None = None, expire: str = "never"):
-        self.home = home
-        home.mkdir(mode=0o700)
-        self.base = [
-            "gpg",
-            "--homedir",
-            str(home),
-            "--batch",
-            "--no-tty",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ]
-        self.faked = ["--faked-system-time", f"{created}!"] if created else []
-        self._gpg(*self.faked, "--quick-generate-key", uid, "ed25519", "sign", expire)
-        listing = self._gpg("--with-colons", "--list-secret-keys").stdout.decode()
-        self.fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
-        self.uid = uid
-        self.binary_key = home / "key.gpg"
-        self.binary_key.write_bytes(self._gpg("--export", self.fingerprint).stdout)
-        self.armored_key = home / "key.asc"
-        self.armored_key.write_bytes(self._gpg("--armor", "--export", self.fingerprint).stdout)
-
-    def _gpg(self, *args):
-        proc = subprocess.run([*self.base, *args], capture_output=True, check=False)
-        assert proc.returncode == 0, proc.stderr.decode()
-        return proc
-
-    def sign(self, path: Path, output: Path | None = None, armor=False) -> Path:
-        sig = output or path.with_name(path.name + ".sig")
-        self._gpg(
-            *self.faked,
-            "--yes",
-            "--local-user",
-            self.fingerprint,
-            "--digest-algo",
-            "SHA256",
-            *(["--armor"] if armor else []),
-            "--detach-sign",
-            "--output",
-            str(sig),
-            str(path),
-        )
-        return sig
-
-    def close(self):
-        subprocess.run(
-            ["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True, check=False
-        )
-
-
-@pytest.fixture(scope="module")
-def signers(tmp_path_factory):
-    base = tmp_path_factory.mktemp("gpg")
-    made = {name: Signer(base / name, f"{name} signer <{name}@example.test>") for name in ("aws", "other")}
-    yield made
-    for signer in made.values():
-        signer.close()
 
 
 @pytest.fixture
@@ -164,9 +99,11 @@ def test_signature_option_and_an_armored_signature(run_module, signers, package,
     assert result["verified"] is True and result["signature"] == str(asc)
 
 
-def test_signature_by_a_key_expired_since_is_accepted_with_a_warning(run_module, tmp_path):
+def test_signature_by_a_key_expired_since_is_accepted_with_a_warning(run_module, tmp_path, gpg_signer):
     # Made ten days ago, valid for two: the signature (made then) is good, the key has expired since.
-    expired = Signer(tmp_path / "expired", "old aws <old@example.test>", created=int(time.time()) - 864000, expire="2d")
+    expired = gpg_signer(
+        tmp_path / "expired", "old aws <old@example.test>", created=int(time.time()) - 864000, expire="2d"
+    )
     try:
         path = tmp_path / "old.rpm"
         path.write_bytes(b"old package")
