@@ -313,17 +313,8 @@ class Signer:
     def __init__(self, home: Path, uid: str, created: int | None = None, expire: str = "never"):
         self.home = home
         home.mkdir(mode=0o700)
-        self.base = [
-            "gpg",
-            "--homedir",
-            str(home),
-            "--batch",
-            "--no-tty",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-        ]
+        self.base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
+        self.base += ["--pinentry-mode", "loopback", "--passphrase", ""]
         self.faked = ["--faked-system-time", f"{created}!"] if created else []
         self._gpg(*self.faked, "--quick-generate-key", uid, "ed25519", "sign", expire)
         listing = self._gpg("--with-colons", "--list-secret-keys").stdout.decode()
