@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _ARMOR_BEGIN = re.compile(r"^-----BEGIN PGP (PUBLIC KEY BLOCK|PRIVATE KEY BLOCK|SIGNATURE)-----\s*$")
 _ARMOR_END = re.compile(r"^-----END PGP [A-Z ]+-----\s*$")
 _ARMOR_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*: ")

@@ -148,7 +148,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-from ansible.module_utils.hybrid_package import _HEX64, ArmorError, gpg_check, key_bytes, load_key, sha256_of
+from ansible.module_utils.hybrid_package import HEX64, ArmorError, gpg_check, key_bytes, load_key, sha256_of
 from ansible.module_utils.urls import open_url
 
 _BROKEN = ("iU", "iF", "iW", "it")
@@ -160,6 +160,7 @@ class Installer:
         self.module = module
         self.p = module.params
         self.result = {"changed": False, "installed": False, "recovered": False}
+        self.key = None
 
     def fail(self, msg, **extra):
         self.result.update(extra)
@@ -169,11 +170,10 @@ class Installer:
         p = self.p
         if p["version"] != "latest" and not _VERSION.match(p["version"]):
             self.fail("version must be latest or a version such as 3.3.40.0; got %r" % p["version"])
-        if p["verify"] == "sha256" and not _HEX64.match((p["sha256"] or "").strip()):
+        if p["verify"] == "sha256" and not HEX64.match((p["sha256"] or "").strip()):
             self.fail("sha256 must be the package's SHA-256 digest, 64 hexadecimal characters, with verify=sha256")
         if p["verify"] == "gpg" and not (p["gpg_key_b64"] or p["gpg_key"]):
             self.fail("verify=gpg needs the signer's public key: gpg_key_b64 or gpg_key")
-        self.key = self.read_key() if p["verify"] == "gpg" else None
         for option in ("timeout", "retries", "delay"):
             if p[option] < (1 if option == "timeout" else 0):
                 self.fail("%s must be %s; got %d" % (option, "1 or more" if option == "timeout" else ">= 0", p[option]))
@@ -293,6 +293,8 @@ class Installer:
     def run(self):
         self.validate()
         p, result = self.p, self.result
+        if p["verify"] == "gpg":
+            self.key = self.read_key()  # a key that cannot be used stops the run before anything changes
         status, version = self.state()
         if p["pkg_type"] == "deb" and status in _BROKEN:
             result.update(changed=True, recovered=True)

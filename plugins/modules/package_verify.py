@@ -125,7 +125,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.hybrid_package import (  # noqa: F401 - crc24, dearmor: tested through this module
-    _HEX64,
+    HEX64,
     ArmorError,
     crc24,
     dearmor,
@@ -148,7 +148,7 @@ class Verifier:
 
     def validate(self):
         params = self.params
-        if params["sha256"] is not None and not _HEX64.match(params["sha256"].strip()):
+        if params["sha256"] is not None and not HEX64.match(params["sha256"].strip()):
             self.fail(
                 "sha256 must be the file's SHA-256 digest, 64 hexadecimal characters; got %r (%d characters)"
                 % (params["sha256"], len(params["sha256"]))
