@@ -89,11 +89,13 @@ def test_invalid_config_is_rejected_on_the_host_and_the_old_one_keeps_running(la
     before = lab.ssh(host, f"sha256sum {CONFIG}").stdout
     result = playbook("cloudwatch_agent.yml", extra_vars=bad)
     assert result.rc != 0
-    assert "failed to validate" in result.stdout, result.stdout[-4000:]
+    assert "the new content failed validation" in result.stdout, result.stdout[-4000:]
     assert ("cpu_usage_bogus" if "cloudwatch_agent_metrics" in bad else "retention_in_days") in result.stdout
     for name in lab.hosts:
         assert result.recap[name]["failed"] == 1 and result.recap[name]["changed"] == 0
     assert lab.ssh(host, f"sha256sum {CONFIG}").stdout == before
+    # The rejected content was checked in a temporary file beside the config; none is left behind.
+    assert lab.ssh(host, f"ls -A {CONFIG.rsplit('/', 1)[0]} | grep -c '^\\.' || true").stdout.strip() == "0"
     assert agent_active(lab, host)
     status = json.loads(lab.ssh(host, "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a status")
                         .stdout)

@@ -80,6 +80,19 @@ def test_rerun_and_check_mode_change_nothing(lab, site):
     assert check.total_changed == 0, check.stdout[-4000:]
     assert sorted(n["InstanceId"] for n in lab.nodes()) == before
 
+    # A proxy with a password: check mode says the drop-in would be written on every host, never shows the
+    # password (not even at -vvv, not in the diff) and writes nothing.
+    password = "pr0xy-Secret-7f3a"  # noqa: S105 - a test value
+    dropin = "/etc/systemd/system/amazon-ssm-agent.service.d/hybrid-onboard-proxy.conf"
+    proxied = playbook("ssm_agent.yml", "-vvv", check_mode=True,
+                       extra_vars={"ssm_agent_https_proxy": f"http://ops:{password}@10.99.0.8:3128"})
+    assert proxied.rc == 0, proxied.stdout[-4000:]
+    assert password not in proxied.stdout + proxied.stderr
+    assert all(proxied.recap[host]["changed"] >= 1 for host in lab.hosts), proxied.recap
+    assert dropin in proxied.stdout
+    for host in lab.hosts:
+        assert lab.ssh(host, f"test -e {dropin}", check=False).returncode == 1
+
 
 def test_forced_reregistration_leaves_one_mi_per_host_and_never_shows_the_code(lab, site):
     old = {host: lab.vault_id(host) for host in lab.hosts}
