@@ -77,6 +77,9 @@ def test_site_from_nothing_onboards_every_host(fresh_lab, first_run):
     code = json.loads(lab.client("ssm").get_parameter(Name=ACTIVATION_PARAMETER, WithDecryption=True)[
         "Parameter"]["Value"])["code"]
     assert code not in first_run.stdout and code not in first_run.stderr
+    # 4. The preflight probed every host once: the SSM Agent phase reused the preflight phase's passed results.
+    probes = first_run.stdout.count("TASK [endpoint_preflight : Probe the endpoints from every host]")
+    assert probes == 1, first_run.stdout.count("TASK [endpoint_preflight : Reuse this run's preflight")
     # 5. Every host Online as exactly one managed instance, with its own IP; both agents running.
     online = {n["IPAddress"]: n for n in lab.nodes() if n["PingStatus"] == "Online"}
     assert set(online) == set(lab.hosts.values()) and len(lab.nodes()) == len(lab.hosts), lab.nodes()
