@@ -15,6 +15,9 @@
 - ``tools``: helpers for assertions (``return_keys(name)``: RETURN's top-level keys; ``mutations(calls)``:
   the calls of ``emulator.calls()`` that change something; ``total_calls``; ``make_vpc(emulator)``;
   ``STANDARD_KEYS``). Fixtures, not imports: every test folder has a module called ``conftest``.
+- ``stand_ins(scripts, state_env)``: host commands (dpkg, systemctl, ...) as shell scripts first on PATH, with a
+  state directory (holding an empty ``.log``) named by the environment variable ``state_env``; returns that
+  directory. For host-side modules, so the test machine's own package database and units are never touched.
 
 moto keeps its state in process-global backends, so every test creates its own resources.
 """
@@ -304,6 +307,24 @@ def tools():
         total_calls=total_calls,
         make_vpc=make_vpc,
     )
+
+
+@pytest.fixture
+def stand_ins(tmp_path, monkeypatch):
+    def install(scripts: dict[str, str], state_env: str) -> Path:
+        bin_dir = tmp_path / "stand-in-bin"
+        bin_dir.mkdir(exist_ok=True)
+        for name, text in scripts.items():
+            (bin_dir / name).write_text(text)
+            (bin_dir / name).chmod(0o755)
+        state = tmp_path / state_env.lower()
+        state.mkdir()
+        (state / ".log").write_text("")
+        monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+        monkeypatch.setenv(state_env, str(state))
+        return state
+
+    return install
 
 
 class Signer:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -85,18 +84,9 @@ def bucket():
 
 
 @pytest.fixture
-def dpkg(tmp_path, monkeypatch):
+def dpkg(stand_ins):
     """The stand-in package database: its directory (``state(name)``, ``set(name, status)``, ``calls()``)."""
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    for name, text in (("dpkg-query", _DPKG_QUERY), ("dpkg", _DPKG)):
-        (tools / name).write_text(text)
-        (tools / name).chmod(0o755)
-    db = tmp_path / "dpkgdb"
-    db.mkdir()
-    (db / ".log").write_text("")
-    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_DPKG_DB", str(db))
+    db = stand_ins({"dpkg-query": _DPKG_QUERY, "dpkg": _DPKG}, "FAKE_DPKG_DB")
 
     class Db:
         path = db

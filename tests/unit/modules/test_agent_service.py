@@ -5,8 +5,6 @@ CloudWatch agents' units are started by it (tests/integration/test_ssm_agent_lab
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 MODULE = "agent_service"
@@ -34,17 +32,8 @@ echo "agent: Failed to attach to cgroup"
 
 
 @pytest.fixture
-def units(tmp_path, monkeypatch):
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    for name, text in (("systemctl", _SYSTEMCTL), ("journalctl", _JOURNALCTL)):
-        (tools / name).write_text(text)
-        (tools / name).chmod(0o755)
-    root = tmp_path / "units"
-    root.mkdir()
-    (root / ".log").write_text("")
-    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_UNITS", str(root))
+def units(stand_ins):
+    root = stand_ins({"systemctl": _SYSTEMCTL, "journalctl": _JOURNALCTL}, "FAKE_UNITS")
 
     class Units:
         @staticmethod

@@ -154,17 +154,10 @@ def test_absent_files_and_ini_sections_are_removed_keeping_the_rest(run_module, 
     assert again["changed"] is False and again["sections_removed"] == [] and again["removed"] == [], again
 
 
-def test_services_are_read_not_changed(run_module, tmp_path, monkeypatch):
-    tools = tmp_path / "bin"
-    tools.mkdir()
-    (tools / "systemctl").write_text(_SYSTEMCTL)
-    (tools / "systemctl").chmod(0o755)
-    units = tmp_path / "units"
-    units.mkdir()
+def test_services_are_read_not_changed(run_module, stand_ins):
+    units = stand_ins({"systemctl": _SYSTEMCTL}, "FAKE_UNITS")
     (units / "amazon-ssm-agent.service").write_text("active enabled\n")
     (units / "amazon-cloudwatch-agent.service").write_text("failed enabled\n")
-    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_UNITS", str(units))
     result = run_module(MODULE, {"services": ["amazon-ssm-agent.service", "amazon-cloudwatch-agent.service",
                                               "not-installed.service"]})
     assert result["changed"] is False, result
