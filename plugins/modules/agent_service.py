@@ -94,8 +94,7 @@ sub_state:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-_ENABLED = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
+from ansible.module_utils.hybrid_systemd import ACTIVE_STATES, ENABLED_STATES, systemctl_show
 
 
 class AgentService(object):
@@ -111,14 +110,8 @@ class AgentService(object):
                 self.module.fail_json(msg="%s must be at least %d; got %d" % (key, low, self.params[key]))
 
     def show(self):
-        rc, out, err = self.module.run_command(
-            [self.systemctl, "show", "--property=ActiveState", "--property=SubState", "--property=UnitFileState",
-             "--property=LoadState", "--", self.params["name"]]
-        )
-        if rc != 0:
-            self.module.fail_json(msg="systemctl show %s failed (rc %d): %s"
-                                  % (self.params["name"], rc, (err or out).strip()), **self.result)
-        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return systemctl_show(self.module, self.systemctl, self.params["name"],
+                              ["ActiveState", "SubState", "UnitFileState", "LoadState"], **self.result)
 
     def systemctl_do(self, verb):
         rc, out, err = self.module.run_command([self.systemctl, verb, self.params["name"]])
@@ -158,11 +151,11 @@ class AgentService(object):
         state = self.show()
         if state.get("LoadState") == "not-found":
             self.module.fail_json(msg="%s: no such unit on this host (is the agent installed?)" % name, **self.result)
-        if self.params["enabled"] and state.get("UnitFileState", "") not in _ENABLED:
+        if self.params["enabled"] and state.get("UnitFileState", "") not in ENABLED_STATES:
             self.result["enabled_now"] = True
             if not self.module.check_mode:
                 self.systemctl_do("enable")
-        if state.get("ActiveState") not in ("active", "reloading"):
+        if state.get("ActiveState") not in ACTIVE_STATES:
             self.result["started"] = True
             if not self.module.check_mode:
                 self.systemctl_do("start")

@@ -154,6 +154,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.module_utils.hybrid_systemd import ACTIVE_STATES, ENABLED_STATES, systemctl_show
 
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 _SECTION = re.compile(rb"^\s*\[\s*(.*?)\s*\]\s*(?:[#;].*)?$")
@@ -321,17 +322,11 @@ class HostFiles(object):
             return
         systemctl = self.module.get_bin_path("systemctl", required=True)
         for name in self.params["services"]:
-            rc, out, err = self.module.run_command(
-                [systemctl, "show", "--property=ActiveState", "--property=UnitFileState", "--", name]
-            )
-            if rc != 0:
-                self.module.fail_json(msg="systemctl show %s failed (rc %d): %s" % (name, rc, (err or out).strip()),
-                                      **self.result)
-            values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+            values = systemctl_show(self.module, systemctl, name, ["ActiveState", "UnitFileState"], **self.result)
             state = values.get("ActiveState", "")
             self.result["services"][name] = dict(
-                active=state in ("active", "reloading"),
-                enabled=values.get("UnitFileState", "") in ("enabled", "enabled-runtime", "static", "alias"),
+                active=state in ACTIVE_STATES,
+                enabled=values.get("UnitFileState", "") in ENABLED_STATES,
                 active_state=state,
             )
 
