@@ -887,6 +887,18 @@ def test_private_emulator_is_not_the_labs_to_stop(tmp_path) -> None:
         proc.wait(timeout=10)
 
 
+def _wait_for_health(opener, url: str, proc: subprocess.Popen, seconds: float, failure: str) -> None:
+    """Poll the emulator's /_lab/health until it answers; fail with ``failure`` after ``seconds`` or if it exited."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            opener.open(f"{url}/_lab/health", timeout=2).close()
+            return
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, failure
+            time.sleep(0.2)
+
+
 def test_restart_refuses_connections_for_a_while_and_keeps_the_state(tmp_path) -> None:
     """POST /_lab/restart: the endpoint is gone for down_seconds, then back with everything created before."""
     port = _free_port()
@@ -898,14 +910,7 @@ def test_restart_refuses_connections_for_a_while_and_keeps_the_state(tmp_path) -
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                opener.open(f"{url}/_lab/health", timeout=2).close()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "emulator did not start"
-                time.sleep(0.2)
+        _wait_for_health(opener, url, proc, 30, "emulator did not start")
         ssm = boto3.client("ssm", endpoint_url=url, region_name=labconst.REGION,
                            aws_access_key_id=labconst.ACCESS_KEY, aws_secret_access_key=labconst.SECRET_KEY)
         ssm.put_parameter(Name="/restart/kept", Value="before", Type="String")
@@ -929,14 +934,7 @@ def test_restart_refuses_connections_for_a_while_and_keeps_the_state(tmp_path) -
             time.sleep(0.1)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
-        back_by = time.monotonic() + 20
-        while True:
-            try:
-                opener.open(f"{url}/_lab/health", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < back_by, "emulator did not come back after its restart"
-                time.sleep(0.2)
+        _wait_for_health(opener, url, proc, 20, "emulator did not come back after its restart")
         assert ssm.get_parameter(Name="/restart/kept")["Parameter"]["Value"] == "before"
     finally:
         # A loaded machine (CI runs the lab stream beside this one) can take longer than 10 s to stop it.
