@@ -53,6 +53,7 @@ _ACTIONS: dict[str, Handler] = {
     "UpdateAssociation": lambda st, p, r: ssm_statemgr.update_association(st, p),
     "DeleteAssociation": lambda st, p, r: ssm_statemgr.delete_association(st, p),
     "ListAssociations": lambda st, p, r: ssm_statemgr.list_associations(st, p),
+    "StartAssociationsOnce": lambda st, p, r: ssm_statemgr.start_associations_once(st, p),
     "CreateResourceDataSync": lambda st, p, r: ssm_statemgr.create_resource_data_sync(st, p),
     "ListResourceDataSync": lambda st, p, r: ssm_statemgr.list_resource_data_sync(st, p),
     "DeleteResourceDataSync": lambda st, p, r: ssm_statemgr.delete_resource_data_sync(st, p),

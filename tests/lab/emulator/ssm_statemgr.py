@@ -114,6 +114,7 @@ class Association:
     history: dict[int, dict[str, Any]] = field(default_factory=dict)  # version -> spec snapshot
     node_status: dict[str, dict[str, Any]] = field(default_factory=dict)  # instance -> {status, date}
     dispatched: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # instance -> (version, when)
+    run_once: set[str] = field(default_factory=set)  # instances StartAssociationsOnce asked to run it now
     last_execution: datetime | None = None
     last_success: datetime | None = None
 
@@ -305,6 +306,23 @@ def delete_association(st: c.SsmState, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def start_associations_once(st: c.SsmState, p: dict[str, Any]) -> dict[str, Any]:
+    """Run each association on its targets at their next poll, once, whatever its schedule says."""
+    ids = p.get("AssociationIds")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= 10:
+        raise c.validation_error(ids, "associationIds", "have length between 1 and 10")
+    found = [_find(st, {"AssociationId": association_id}) for association_id in ids]
+    with c.LOCK:
+        for assoc in found:
+            for instance_id in targeted_instances(st, assoc):
+                assoc.dispatched.pop(instance_id, None)
+                # Until the node has run it again, its status for this association is Pending.
+                assoc.node_status.pop(instance_id, None)
+                assoc.run_once.add(instance_id)
+    c.LOG.info("associations %s started once", ", ".join(a.association_id for a in found))
+    return {}
+
+
 def _list_view(st: c.SsmState, assoc: Association) -> dict[str, Any]:
     full = _description(st, assoc)
     keys = (
@@ -378,8 +396,11 @@ def dispatch_for_instance(st: c.SsmState, instance_id: str) -> None:
         else:
             version, when = last
             due = version != assoc.version or (rate is not None and current - when >= rate)
+        due = due or instance_id in assoc.run_once
         if not due:
             continue
+        with c.LOCK:
+            assoc.run_once.discard(instance_id)
         spec = {
             "Name": assoc.spec["Name"],
             "DocumentVersion": assoc.spec.get("DocumentVersion"),

@@ -300,3 +300,44 @@ def test_run_shell_timeout_reports_timed_out(tmp_path, monkeypatch):
     )
     assert (status, rc) == ("TimedOut", ssm_agent.TIMEOUT_RC)
     assert "Command execution timed out" in err
+
+
+def test_a_reply_that_cannot_reach_the_service_is_kept_and_sent_again(tmp_path, emulator, activation, monkeypatch):
+    """The agent's replies folder: a SendReply refused (service restarting) is saved under
+    /var/lib/amazon/ssm/<instance id>/replies and sent at a later poll, so the command ends as it really did."""
+    handle, ssm = emulator
+    assert _register(tmp_path, emulator, activation, "-y").returncode == 0
+    monkeypatch.setenv("HYBRID_LAB_AGENT_ROOT", str(tmp_path))
+    monkeypatch.setenv("HYBRID_LAB_AGENT_ENDPOINT_URL", handle.url)
+    reg = ssm_agent.load_registration()
+    agent = ssm_agent.Agent({"Mds": {"CommandWorkersLimit": 1}})
+    agent.instance_id, agent.region = reg["instanceID"], reg["region"]
+    agent.refresh_token(reg)
+    service_down = True
+    real_call = agent.call
+
+    def call(url, target, payload, service):
+        if service_down and target.endswith(".SendReply"):
+            raise ssm_agent.RequestError("RequestError: send request failed (the lab test cut it)")
+        return real_call(url, target, payload, service)
+
+    agent.call = call
+    command_id = ssm.send_command(
+        InstanceIds=[agent.instance_id], DocumentName="AWS-RunShellScript", Parameters={"commands": ["echo kept"]}
+    )["Command"]["CommandId"]
+    agent.poll_messages()
+    agent.pool.shutdown(wait=True)  # the command ran; its reply did not get through
+    replies = tmp_path / "var/lib/amazon/ssm" / agent.instance_id / "replies"
+    (saved,) = list(replies.iterdir())
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert json.loads(saved.read_text())["MessageId"] == f"aws.ssm.{command_id}.{agent.instance_id}"
+    invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=agent.instance_id)
+    assert invocation["Status"] == "InProgress"
+    agent.send_failed_replies()  # still down: kept
+    assert list(replies.iterdir()) == [saved]
+
+    service_down = False
+    agent.send_failed_replies()
+    assert list(replies.iterdir()) == []
+    invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=agent.instance_id)
+    assert (invocation["Status"], invocation["StandardOutputContent"]) == ("Success", "kept\n")

@@ -971,6 +971,39 @@ def test_association_runs_on_the_node_and_reports_status(emulator, ssm, activati
     ssm.delete_association(AssociationId=assoc["AssociationId"])
 
 
+
+def test_start_associations_once_runs_a_failed_association_again(emulator, ssm, activation) -> None:
+    agent = _online_agent(emulator, activation)
+    assoc_id = ssm.create_association(
+        Name="AWS-RunShellScript",
+        Targets=[{"Key": "InstanceIds", "Values": [agent.instance_id]}],
+        Parameters={"commands": ["test -e /etc/ready"]},
+        ScheduleExpression="rate(14 days)",
+    )["AssociationDescription"]["AssociationId"]
+
+    def run_once(status: str) -> None:
+        (msg,) = [m for m in agent.get_messages() if assoc_id in m["Payload"]]
+        agent.ec2messages("AcknowledgeMessage", {"MessageId": msg["MessageId"]})
+        agent.reply(msg["MessageId"], status, code=0 if status == "Success" else 1)
+
+    run_once("Failed")
+    overview = ssm.describe_association(AssociationId=assoc_id)["AssociationDescription"]["Overview"]
+    assert overview["Status"] == "Failed" and overview["AssociationStatusAggregatedCount"] == {"Failed": 1}
+    # A failed run waits for the schedule (14 days) ...
+    assert [m for m in agent.get_messages() if assoc_id in m["Payload"]] == []
+    # ... unless the association is started once: Pending until the node has run it again.
+    assert ssm.start_associations_once(AssociationIds=[assoc_id])["ResponseMetadata"]["HTTPStatusCode"] == 200
+    overview = ssm.describe_association(AssociationId=assoc_id)["AssociationDescription"]["Overview"]
+    assert overview["Status"] == "Pending"
+    run_once("Success")
+    overview = ssm.describe_association(AssociationId=assoc_id)["AssociationDescription"]["Overview"]
+    assert overview["AssociationStatusAggregatedCount"] == {"Success": 1}
+    assert [m for m in agent.get_messages() if assoc_id in m["Payload"]] == []  # once, not again
+    with pytest.raises(ClientError) as exc:
+        ssm.start_associations_once(AssociationIds=["11111111-2222-3333-4444-555555555555"])
+    assert _code(exc) == "AssociationDoesNotExist"
+    ssm.delete_association(AssociationId=assoc_id)
+
 # --- resource data sync and inventory -------------------------------------------------------
 
 

@@ -44,6 +44,7 @@ SHARED_CREDENTIALS = "/root/.aws/credentials"
 LIB_DIR = "/usr/share/amazon-ssm-agent-lab"
 SIGNING_KEY = f"{LIB_DIR}/lab-agent-signing.gpg"
 OUTPUT_LIMIT = 24000
+REPLIES_DIR = "replies"
 TIMEOUT_RC = 124  # a step that ran out of time (reported as status TimedOut)
 
 log = logging.getLogger("amazon-ssm-agent")
@@ -456,6 +457,7 @@ class Agent:
             self.heartbeat()
             self.next_heartbeat = now + self.heartbeat_every
         if now >= self.next_poll:
+            self.send_failed_replies()
             self.poll_messages()
             self.next_poll = now + self.poll_every
 
@@ -556,9 +558,7 @@ class Agent:
                 log.exception("command %s crashed", message_id)
                 status, out, err, rc = "Failed", "", f"internal error: {exc}", 1
             log.info("Command %s finished: %s (rc=%s)", message_id, status, rc)
-            self.call(
-                mds_url(self.config, self.region),
-                "EC2WindowsMessageDeliveryService.SendReply",
+            self.send_reply(
                 {
                     "MessageId": message_id,
                     "ReplyId": str(uuid.uuid4()),
@@ -570,8 +570,7 @@ class Agent:
                             "responseCode": rc,
                         }
                     ),
-                },
-                "ec2messages",
+                }
             )
         except (AwsError, RequestError) as exc:
             log.error("Failed to process message %s: %s", message_id, exc)
@@ -579,6 +578,60 @@ class Agent:
             with self.lock:
                 self.in_flight.discard(message_id)
 
+
+    # -- replies that could not reach the service: kept on disk and sent again, as the real agent's
+    #    <data store>/<instance id>/replies/<ReplyId>_<time> files (the service drops a ReplyId it has seen).
+    def _replies_dir(self) -> str:
+        return root_path(f"{SSM_DIR}/{self.instance_id}/{REPLIES_DIR}")
+
+    def _send_reply(self, reply: dict) -> None:
+        self.call(mds_url(self.config, self.region), "EC2WindowsMessageDeliveryService.SendReply", reply, "ec2messages")
+
+    def send_reply(self, reply: dict) -> None:
+        try:
+            self._send_reply(reply)
+        except (AwsError, RequestError) as exc:
+            log.error("SendReply Error: %s", exc)
+            directory = self._replies_dir()
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            name = f"{reply['ReplyId']}_{_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%dT%H-%M-%S')}"
+            fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(reply, fh, indent=2)
+            log.info("Saving reply %s to local disk", reply["ReplyId"])
+
+    def send_failed_replies(self) -> None:
+        directory = self._replies_dir()
+        try:
+            names = sorted(os.listdir(directory))
+        except FileNotFoundError:
+            return
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    reply = json.load(fh)
+            except (OSError, ValueError) as exc:
+                log.error("Dropping unreadable saved reply %s: %s", path, exc)
+                os.remove(path)
+                continue
+            try:
+                self._send_reply(reply)
+            except AwsError as exc:
+                if exc.code not in _REPLY_GONE:
+                    log.error("Saved reply %s not sent yet: %s", reply.get("ReplyId"), exc)
+                    return
+                log.warning("Dropping saved reply %s: %s", reply.get("ReplyId"), exc)
+            except RequestError as exc:
+                log.error("Saved reply %s not sent yet: %s", reply.get("ReplyId"), exc)
+                return
+            else:
+                log.info("Sent saved reply %s for %s", reply.get("ReplyId"), reply.get("MessageId"))
+            os.remove(path)
+
+
+# The service will never take these replies (the message is unknown or the reply malformed): sending again is no use.
+_REPLY_GONE = {"InvalidMessageId", "ValidationException"}
 
 _AUTH_ERRORS = {
     "ExpiredTokenException",
