@@ -157,6 +157,16 @@ options:
         description:
           - Region of the bucket. When not set, a region AWS reports is not compared.
         type: str
+  rerun_failed:
+    description:
+      - When V(true) and the association is found unchanged while its last run failed on some of its targets
+        (C(Overview.AssociationStatusAggregatedCount) counts C(Failed)), run it once more now on its targets
+        (C(StartAssociationsOnce)), as the console's C(Apply association now) does. A failed run is otherwise
+        retried only at the next time of its schedule, which for an agent update can be weeks away.
+      - This is a change (RV(rerun) is V(true)); in check mode it is only reported. An association this run
+        creates or updates is not started again - a new version runs on every target anyway.
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff. In check mode nothing is created, updated or deleted; the diff shows the
     comparable fields before and after (snake_case).
@@ -208,6 +218,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rerun:
+  description:
+    - Whether the association was started once more (O(rerun_failed)) because its last run failed on some
+      targets. In check mode, whether it would be.
+  returned: always
+  type: bool
+  sample: false
 association:
   description:
     - The association after the run (as found, in check mode; empty when absent or not yet created in check
@@ -654,6 +671,13 @@ class Associations:
         except botocore.exceptions.BotoCoreError as e:
             self._fail(e, f"Failed to update association {association_id} ({request['AssociationName']})")
 
+    def start_once(self, current):
+        association_id = current["AssociationId"]
+        try:
+            self.client.start_associations_once(aws_retry=True, AssociationIds=[association_id])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            self._fail(e, f"Failed to start association {association_id} ({current.get('AssociationName')}) once more")
+
     def delete(self, current):
         association_id = current["AssociationId"]
         try:
@@ -720,7 +744,18 @@ def run(module):
 
     changed_fields = differences(before, after)
     if not changed_fields:
-        return dict(changed=False, association=view(current), diff={"before": before, "after": before})
+        failed = (current.get("Overview") or {}).get("AssociationStatusAggregatedCount", {}).get("Failed", 0)
+        if not (p["rerun_failed"] and failed):
+            return dict(changed=False, association=view(current), diff={"before": before, "after": before})
+        if module.check_mode:
+            return dict(changed=True, rerun=True, association=view(current), diff={"before": before, "after": before})
+        assocs.start_once(current)
+        return dict(
+            changed=True,
+            rerun=True,
+            association=view(assocs.describe(current["AssociationId"])),
+            diff={"before": before, "after": before},
+        )
     if module.check_mode:
         return dict(changed=True, association=view(current), diff={"before": before, "after": after})
     assocs.update(current, request)
@@ -753,6 +788,7 @@ def main():
         max_concurrency=dict(type="str"),
         max_errors=dict(type="str"),
         sync_compliance=dict(type="str", choices=["AUTO", "MANUAL"]),
+        rerun_failed=dict(type="bool", default=False),
         output_location=dict(
             type="dict",
             options=dict(
@@ -769,6 +805,7 @@ def main():
     )
     validate(module)
     result = run(module)
+    result.setdefault("rerun", False)
     if not module._diff:
         result.pop("diff", None)
     module.exit_json(**result)

@@ -72,6 +72,40 @@ def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, o
     assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
 
 
+def test_a_failed_association_ends_the_wait_at_once_and_runs_again_on_the_rerun(lab, onboarded):
+    """An association that fails on the nodes (a check for a file that is not there yet): fleet.yml runs it once
+    more, then fails at once naming the nodes, instead of waiting ssm_fleet_wait_timeout for a run that AWS would only
+    retry at its schedule. With the cause fixed, the rerun runs it again (a change) and converges; a third run changes
+    nothing."""
+    ready = {"name": "lab-ready-check", "document_name": "AWS-RunShellScript", "schedule_expression": "rate(14 days)",
+             "parameters": {"commands": ["test -e /etc/hybrid-lab-ready"]}}
+    extra = lambda item: ("-e", json.dumps({"ssm_fleet_extra_associations": [item]}))  # noqa: E731
+    for host in lab.hosts:
+        lab.ssh(host, "rm -f /etc/hybrid-lab-ready")
+    failed = playbook("fleet.yml", *extra(ready), timeout=500)
+    assert failed.rc != 0, failed.stdout[-4000:]
+    assert "after running the failed ones once more" in failed.stdout, failed.stdout[-4000:]
+    ids = {lab.vault_id(h) for h in lab.hosts}
+    for instance_id in ids:
+        assert f"{instance_id} (failed)" in failed.stdout, failed.stdout[-4000:]
+    ssm = lab.client("ssm")
+    (found,) = [a for a in ssm.list_associations()["Associations"] if a.get("AssociationName") == "lab-ready-check"]
+    assert found["Overview"]["AssociationStatusAggregatedCount"] == {"Failed": len(ids)}, found["Overview"]
+
+    for host in lab.hosts:
+        lab.ssh(host, "touch /etc/hybrid-lab-ready")
+    fixed = playbook("fleet.yml", *extra(ready), timeout=500)
+    assert fixed.rc == 0 and fixed.changed() == 1, fixed.stdout[-4000:]  # the rerun of lab-ready-check, nothing else
+    overview = ssm.describe_association(AssociationId=found["AssociationId"])["AssociationDescription"]["Overview"]
+    assert overview["AssociationStatusAggregatedCount"] == {"Success": len(ids)}, overview
+    assert all(n.get("AssociationStatus") == "Success" for n in lab.nodes())
+    again = playbook("fleet.yml", *extra(ready))
+    assert again.rc == 0 and again.total_changed == 0, again.stdout[-4000:]
+    gone = playbook("fleet.yml", *extra(dict(ready, state="absent")))
+    assert gone.rc == 0 and gone.changed() == 1, gone.stdout[-4000:]
+    assert "lab-ready-check" not in {a.get("AssociationName") for a in ssm.list_associations()["Associations"]}
+
+
 def test_report_has_one_onboarded_row_per_host_and_rerun_changes_nothing(lab, onboarded):
     result = playbook("report.yml")
     assert result.rc == 0, result.stdout[-5000:]

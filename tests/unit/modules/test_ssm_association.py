@@ -194,7 +194,7 @@ def test_parameters_are_exact_and_never_dropped_by_other_updates(run_module, ssm
 
 
 @pytest.fixture
-def nodes(emulator, ssm):
+def agents(emulator, ssm):
     """Two hybrid nodes registered the way the agent does; the first is tagged HybridSite=lyon."""
     iam = emulator.client("iam")
     role = f"assoc-role-{uuid.uuid4().hex[:8]}"
@@ -204,18 +204,24 @@ def nodes(emulator, ssm):
     }
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
     act = ssm.create_activation(IamRole=role, RegistrationLimit=2)
-    ids = []
+    made = []
     for _ in range(2):
         agent = Agent(emulator.url)
         assert agent.register(act["ActivationId"], act["ActivationCode"])[0] == 200
-        ids.append(agent.instance_id)
+        made.append(agent)
+    ids = [agent.instance_id for agent in made]
     ssm.add_tags_to_resource(
         ResourceType="ManagedInstance", ResourceId=ids[0], Tags=[{"Key": "HybridSite", "Value": "lyon"}]
     )
-    yield ids
+    yield made
     for instance_id in ids:
         ssm.deregister_managed_instance(InstanceId=instance_id)
     ssm.delete_activation(ActivationId=act["ActivationId"])
+
+
+@pytest.fixture
+def nodes(agents):
+    return [agent.instance_id for agent in agents]
 
 
 def targeted_by(ssm, instance_id):
@@ -251,6 +257,49 @@ def test_targets_by_tag_and_by_instance_ids(run_module, ssm, name, cleanup, node
     reordered = run_module(MODULE, dict(by_tag, targets=[{"key": "InstanceIds", "values": [other, tagged]}]))
     assert reordered["changed"] is False
     assert only(ssm, name)["AssociationVersion"] == "2"
+
+
+def test_rerun_failed_runs_a_failed_association_once_more(run_module, ssm, name, cleanup, agents):
+    node = agents[0]
+    assert node.role_token()[0] == 200 and node.heartbeat()[0] == 200
+    args = {
+        "name": name,
+        "document_name": "AWS-RunShellScript",
+        "targets": [{"key": "InstanceIds", "values": [node.instance_id]}],
+        "parameters": {"commands": ["test -e /etc/ready"]},
+        "schedule_expression": "rate(14 days)",
+        "rerun_failed": True,
+    }
+    made = run_module(MODULE, args)
+    assert made["changed"] is True and made["rerun"] is False, made
+    association_id = made["association"]["association_id"]
+    cleanup.append(association_id)
+
+    def run_on_the_node(status):
+        """The node polls, runs the association and replies ``status``; [] when it had nothing to run."""
+        messages = [m for m in node.get_messages() if association_id in m["Payload"]]
+        for message in messages:
+            node.ec2messages("AcknowledgeMessage", {"MessageId": message["MessageId"]})
+            node.reply(message["MessageId"], status, code=0 if status == "Success" else 1)
+        return messages
+
+    assert len(run_on_the_node("Failed")) == 1
+    counts = lambda: only(ssm, name)["Overview"]["AssociationStatusAggregatedCount"]  # noqa: E731
+    assert counts() == {"Failed": 1}
+    # Without rerun_failed the failure stays until the schedule; check mode only reports the rerun.
+    left = run_module(MODULE, dict(args, rerun_failed=False))
+    assert (left["changed"], left["rerun"]) == (False, False), left
+    check = run_module(MODULE, args, check=True)
+    assert (check["changed"], check["rerun"]) == (True, True), check
+    assert run_on_the_node("Success") == [] and counts() == {"Failed": 1}
+    # The real run starts it once: Pending until the node has run it again, then Success, and no rerun after.
+    rerun = run_module(MODULE, args)
+    assert (rerun["changed"], rerun["rerun"]) == (True, True), rerun
+    assert rerun["association"]["overview"]["association_status_aggregated_count"] == {"Pending": 1}
+    assert only(ssm, name)["AssociationVersion"] == "1"
+    assert len(run_on_the_node("Success")) == 1 and counts() == {"Success": 1}
+    again = run_module(MODULE, args)
+    assert (again["changed"], again["rerun"]) == (False, False), again
 
 
 def test_options_left_out_compare_with_aws_defaults(run_module, ssm, name, cleanup):
