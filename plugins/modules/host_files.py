@@ -97,6 +97,9 @@ options:
 notes:
   - Supports check mode (reports what it would change, changes nothing) and diff mode (for O(files) that are
     not C(secret)).
+  - Files only - a directory at any of the paths fails the task before any change. A symlink at a path in O(files)
+    is replaced by a regular file when the content differs (what it points at is left alone), and a symlink listed in
+    O(absent) is removed itself.
 seealso:
   - module: ansible.builtin.copy
 """
@@ -224,6 +227,15 @@ class HostFiles(object):
                 self.module.fail_json(
                     msg="ini_sections_absent[%d] needs an absolute path and a section name; got %r" % (index, entry)
                 )
+        # Files only: a directory at one of the paths is refused here, before any change (a symlink is replaced by a
+        # regular file when written, and removed itself - never what it points at - when absent).
+        for what, path in (
+            [("files", p) for p in paths]
+            + [("absent", p) for p in self.params["absent"]]
+            + [("ini_sections_absent", e["path"]) for e in self.params["ini_sections_absent"]]
+        ):
+            if os.path.isdir(path) and not (what == "absent" and os.path.islink(path)):
+                self.module.fail_json(msg="%s: %s is a directory; host_files manages files only" % (what, path))
         clash = set(paths) & set(self.params["absent"])
         if len(set(paths)) != len(paths) or clash:
             self.module.fail_json(msg="a path may appear once in files and absent; repeated: %s"

@@ -191,3 +191,36 @@ def test_a_path_both_written_and_absent_is_refused(run_module, tmp_path):
     result = run_module(MODULE, {"files": [{"path": path, "content": ""}], "absent": [path]})
     assert result.get("failed") is True and "a path may appear once" in result["msg"] and path in result["msg"]
     assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("where", ["files", "absent", "ini_sections_absent"])
+def test_a_directory_at_a_path_is_refused_before_any_change(run_module, tmp_path, where):
+    directory = tmp_path / "amazon-cloudwatch-agent.json"
+    directory.mkdir()
+    first = tmp_path / "first.json"
+    args = {"files": [{"path": str(first), "content": "{}"}]}
+    if where == "files":
+        args["files"].append({"path": str(directory), "content": "{}"})
+    elif where == "absent":
+        args["absent"] = [str(directory)]
+    else:
+        args["ini_sections_absent"] = [{"path": str(directory), "section": "AmazonCloudWatchAgent"}]
+    result = run_module(MODULE, args)
+    assert result.get("failed") is True, result
+    assert result["msg"] == f"{where}: {directory} is a directory; host_files manages files only"
+    assert not first.exists() and directory.is_dir()
+
+
+def test_symlinks_are_replaced_or_removed_never_followed_out(run_module, tmp_path):
+    target = tmp_path / "elsewhere.conf"
+    target.write_text("kept\n")
+    link, dangling, gone = tmp_path / "agent.conf", tmp_path / "dangling.conf", tmp_path / "old.conf"
+    link.symlink_to(target)
+    dangling.symlink_to(tmp_path / "nowhere")
+    gone.symlink_to(tmp_path)  # a link to a directory is removed itself
+    result = run_module(MODULE, {"files": [{"path": str(link), "content": "new\n"},
+                                           {"path": str(dangling), "content": "new\n"}], "absent": [str(gone)]})
+    assert result["changed"] is True, result
+    for path in (link, dangling):
+        assert not path.is_symlink() and path.read_text() == "new\n"
+    assert target.read_text() == "kept\n" and not os.path.lexists(gone) and tmp_path.is_dir()
