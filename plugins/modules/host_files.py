@@ -98,7 +98,7 @@ notes:
   - Supports check mode (reports what it would change, changes nothing) and diff mode (for O(files) that are
     not C(secret)).
   - Files only - a directory at any of the paths fails the task before any change. A symlink at a path in O(files)
-    is replaced by a regular file when the content differs (what it points at is left alone), and a symlink listed in
+    is replaced by a regular file (what it points at is left alone), and a symlink listed in
     O(absent) is removed itself.
 seealso:
   - module: ansible.builtin.copy
@@ -283,8 +283,9 @@ class HostFiles(object):
         path = entry["path"]
         content = to_bytes(entry["content"])
         mode, uid, gid = self.attributes(entry)
+        # A symlink is never written or chmod-ed through: it is replaced by the regular file.
         before = read_bytes(path)
-        if before != content:
+        if before != content or os.path.islink(path):
             if not self.check:
                 self.write(entry, content, mode, uid, gid)
             self.result["written"].append(path)

@@ -213,7 +213,8 @@ def test_a_directory_at_a_path_is_refused_before_any_change(run_module, tmp_path
 
 def test_symlinks_are_replaced_or_removed_never_followed_out(run_module, tmp_path):
     target = tmp_path / "elsewhere.conf"
-    target.write_text("kept\n")
+    target.write_text("new\n")
+    target.chmod(0o640)
     link, dangling, gone = tmp_path / "agent.conf", tmp_path / "dangling.conf", tmp_path / "old.conf"
     link.symlink_to(target)
     dangling.symlink_to(tmp_path / "nowhere")
@@ -223,4 +224,8 @@ def test_symlinks_are_replaced_or_removed_never_followed_out(run_module, tmp_pat
     assert result["changed"] is True, result
     for path in (link, dangling):
         assert not path.is_symlink() and path.read_text() == "new\n"
-    assert target.read_text() == "kept\n" and not os.path.lexists(gone) and tmp_path.is_dir()
+    # Even with the same content the link is replaced: the file it pointed at keeps its content and mode.
+    assert (target.read_text(), mode_of(target)) == ("new\n", 0o640)
+    assert not os.path.lexists(gone) and tmp_path.is_dir()
+    again = run_module(MODULE, {"files": [{"path": str(link), "content": "new\n"}]})
+    assert again["changed"] is False, again
