@@ -316,8 +316,7 @@ def start_associations_once(st: c.SsmState, p: dict[str, Any]) -> dict[str, Any]
         for assoc in found:
             for instance_id in targeted_instances(st, assoc):
                 assoc.dispatched.pop(instance_id, None)
-                # Until the node has run it again, its status for this association is Pending.
-                assoc.node_status.pop(instance_id, None)
+                # The node's last result stays what it was (Failed, say) until its agent picks the run up.
                 assoc.run_once.add(instance_id)
     c.LOG.info("associations %s started once", ", ".join(a.association_id for a in found))
     return {}
@@ -401,6 +400,8 @@ def dispatch_for_instance(st: c.SsmState, instance_id: str) -> None:
             continue
         with c.LOCK:
             assoc.run_once.discard(instance_id)
+            # The agent has the run: the node shows Pending for it until its result comes back.
+            assoc.node_status.pop(instance_id, None)
         spec = {
             "Name": assoc.spec["Name"],
             "DocumentVersion": assoc.spec.get("DocumentVersion"),

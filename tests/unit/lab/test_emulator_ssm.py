@@ -981,21 +981,30 @@ def test_start_associations_once_runs_a_failed_association_again(emulator, ssm, 
         ScheduleExpression="rate(14 days)",
     )["AssociationDescription"]["AssociationId"]
 
+    def node() -> dict:
+        (info,) = ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": [agent.instance_id]}]
+        )["InstanceInformationList"]
+        return info
+
     def run_once(status: str) -> None:
         (msg,) = [m for m in agent.get_messages() if assoc_id in m["Payload"]]
+        # The agent has picked the run up: Pending until its reply.
+        assert node()["AssociationStatus"] == "Pending"
         agent.ec2messages("AcknowledgeMessage", {"MessageId": msg["MessageId"]})
         agent.reply(msg["MessageId"], status, code=0 if status == "Success" else 1)
 
     run_once("Failed")
     overview = ssm.describe_association(AssociationId=assoc_id)["AssociationDescription"]["Overview"]
     assert overview["Status"] == "Failed" and overview["AssociationStatusAggregatedCount"] == {"Failed": 1}
+    failed_at = node()["LastAssociationExecutionDate"]
     # A failed run waits for the schedule (14 days) ...
     assert [m for m in agent.get_messages() if assoc_id in m["Payload"]] == []
-    # ... unless the association is started once: Pending until the node has run it again.
+    # ... unless the association is started once. The node shows its old result until its agent picks the run up.
     assert ssm.start_associations_once(AssociationIds=[assoc_id])["ResponseMetadata"]["HTTPStatusCode"] == 200
-    overview = ssm.describe_association(AssociationId=assoc_id)["AssociationDescription"]["Overview"]
-    assert overview["Status"] == "Pending"
+    assert node()["AssociationStatus"] == "Failed" and node()["LastAssociationExecutionDate"] == failed_at
     run_once("Success")
+    assert node()["AssociationStatus"] == "Success" and node()["LastAssociationExecutionDate"] > failed_at
     overview = ssm.describe_association(AssociationId=assoc_id)["AssociationDescription"]["Overview"]
     assert overview["AssociationStatusAggregatedCount"] == {"Success": 1}
     assert [m for m in agent.get_messages() if assoc_id in m["Payload"]] == []  # once, not again

@@ -292,10 +292,11 @@ def test_rerun_failed_runs_a_failed_association_once_more(run_module, ssm, name,
     check = run_module(MODULE, args, check=True)
     assert (check["changed"], check["rerun"]) == (True, True), check
     assert run_on_the_node("Success") == [] and counts() == {"Failed": 1}
-    # The real run starts it once: Pending until the node has run it again, then Success, and no rerun after.
+    # The real run starts it once: the old result shows until the node picks the run up, then Success, and no
+    # rerun after.
     rerun = run_module(MODULE, args)
     assert (rerun["changed"], rerun["rerun"]) == (True, True), rerun
-    assert rerun["association"]["overview"]["association_status_aggregated_count"] == {"Pending": 1}
+    assert rerun["association"]["overview"]["association_status_aggregated_count"] == {"Failed": 1}
     assert only(ssm, name)["AssociationVersion"] == "1"
     assert len(run_on_the_node("Success")) == 1 and counts() == {"Success": 1}
     again = run_module(MODULE, args)
