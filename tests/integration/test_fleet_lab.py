@@ -106,6 +106,39 @@ def test_a_failed_association_ends_the_wait_at_once_and_runs_again_on_the_rerun(
     assert "lab-ready-check" not in {a.get("AssociationName") for a in ssm.list_associations()["Associations"]}
 
 
+def test_a_node_failing_another_teams_association_is_named_at_once(lab, onboarded):
+    """A node can fail an association that fleet.yml does not manage (another team's, by instance ID). Nothing of the
+    site's runs once more then, so fleet.yml names that node as failed at once, changes nothing, and leaves the other
+    team's association alone: it does not wait ssm_fleet_wait_timeout for a run that is not coming."""
+    ssm = lab.client("ssm")
+    ids = {lab.vault_id(h) for h in lab.hosts}
+    instance_id = lab.vault_id(lab.hosts[0])
+    foreign = ssm.create_association(
+        Name="AWS-RunShellScript", AssociationName="other-team-check", ScheduleExpression="rate(14 days)",
+        Targets=[{"Key": "InstanceIds", "Values": [instance_id]}], Parameters={"commands": ["exit 3"]},
+    )["AssociationDescription"]["AssociationId"]
+    try:
+        overview = lambda: ssm.describe_association(AssociationId=foreign)["AssociationDescription"]["Overview"]  # noqa: E731
+        wait_until("the other team's association to fail on the node",
+                   lambda: overview().get("AssociationStatusAggregatedCount") == {"Failed": 1}, timeout=120)
+        # The wait's timeout is far longer than the run is allowed to take: a wait for a rerun would be killed.
+        result = playbook("fleet.yml", "-e", "ssm_fleet_wait_timeout=1800", timeout=400)
+        assert result.rc != 0, result.stdout[-4000:]
+        assert f"{instance_id} (failed)" in result.stdout, result.stdout[-4000:]
+        # Nothing of the site's ran once more, and there was no second wait.
+        assert "after running the failed ones once more" not in result.stdout, result.stdout[-4000:]
+        assert "its run once more has not started yet" not in result.stdout, result.stdout[-4000:]
+        for other in ids - {instance_id}:
+            assert other not in result.stdout, result.stdout[-4000:]
+        assert result.total_changed == 0, result.stdout[-4000:]
+        description = ssm.describe_association(AssociationId=foreign)["AssociationDescription"]
+        assert description["AssociationVersion"] == "1" and overview()["AssociationStatusAggregatedCount"] == {
+            "Failed": 1}
+    finally:
+        ssm.delete_association(AssociationId=foreign)
+    assert all(n.get("AssociationStatus") == "Success" for n in lab.nodes()), lab.nodes()
+
+
 def test_report_has_one_onboarded_row_per_host_and_rerun_changes_nothing(lab, onboarded):
     result = playbook("report.yml")
     assert result.rc == 0, result.stdout[-5000:]
