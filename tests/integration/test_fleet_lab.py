@@ -112,7 +112,7 @@ def test_a_node_failing_another_teams_association_is_named_at_once(lab, onboarde
     team's association alone: it does not wait ssm_fleet_wait_timeout for a run that is not coming."""
     ssm = lab.client("ssm")
     ids = {lab.vault_id(h) for h in lab.hosts}
-    instance_id = lab.vault_id(lab.hosts[0])
+    instance_id = lab.vault_id(sorted(lab.hosts)[0])
     foreign = ssm.create_association(
         Name="AWS-RunShellScript", AssociationName="other-team-check", ScheduleExpression="rate(14 days)",
         Targets=[{"Key": "InstanceIds", "Values": [instance_id]}], Parameters={"commands": ["exit 3"]},
