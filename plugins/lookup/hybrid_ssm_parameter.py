@@ -75,26 +75,33 @@ try:
 except ImportError:
     pass  # amazon.aws's plugin base reports a missing SDK
 
+import importlib.util
+import os
+
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.plugin_utils.lookup import AWSLookupBase
 
-RETRY_MODES = ("standard", "adaptive", "legacy")
+def _load_aws_retry_env():
+    """plugins/filter/aws_retries.py, the one check of the retry settings (loaded by path, as Ansible loads plugins)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "filter", "aws_retries.py")
+    spec = importlib.util.spec_from_file_location("hybrid_onboard_filter_aws_retries", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.aws_retry_env
+
+
+aws_retry_env = _load_aws_retry_env()
 
 
 def retry_config(mode, attempts):
-    """botocore's retry settings, refused with the play variable's name when out of range."""
-    if mode not in RETRY_MODES:
-        raise AnsibleLookupError("hybrid_aws_retry_mode must be one of %s; got %r" % (", ".join(RETRY_MODES), mode))
-    try:
-        attempts = int(attempts)
-    except (TypeError, ValueError):
-        attempts = 0
-    if not 1 <= attempts <= 50:
-        raise AnsibleLookupError("hybrid_aws_max_attempts must be a whole number from 1 to 50")
+    """botocore's retry settings, checked as every play's environment is (the variable named when wrong)."""
+    env = aws_retry_env(mode, attempts)
     # total_max_attempts counts the first try, as AWS_MAX_ATTEMPTS does (Config's max_attempts would not).
-    return botocore.config.Config(retries={"mode": mode, "total_max_attempts": attempts})
+    return botocore.config.Config(
+        retries={"mode": env["AWS_RETRY_MODE"], "total_max_attempts": int(env["AWS_MAX_ATTEMPTS"])}
+    )
 
 
 class LookupModule(AWSLookupBase):

@@ -68,10 +68,10 @@ def test_a_throttled_read_is_tried_as_often_as_the_play_says(emulator, parameter
 
 
 @pytest.mark.parametrize("extra, message", [
-    ("hybrid_aws_max_attempts=0", "hybrid_aws_max_attempts must be a whole number from 1 to 50"),
-    ("hybrid_aws_max_attempts=51", "hybrid_aws_max_attempts must be a whole number from 1 to 50"),
+    ("hybrid_aws_max_attempts=0", "hybrid_aws_max_attempts must be an integer from 1 to 50"),
+    ("hybrid_aws_max_attempts=51", "hybrid_aws_max_attempts must be an integer from 1 to 50"),
     ("hybrid_aws_max_attempts=many", "from 'var: hybrid_aws_max_attempts' has an invalid value"),  # Ansible's own
-    ("hybrid_aws_retry_mode=fast", "hybrid_aws_retry_mode must be one of standard, adaptive, legacy"),
+    ("hybrid_aws_retry_mode=fast", "hybrid_aws_retry_mode must be one of legacy, standard, adaptive"),
 ])
 def test_bad_retry_settings_are_refused_with_the_variable_named(emulator, parameter, extra, message):
     name, _ = parameter
