@@ -103,6 +103,11 @@ def test_site_from_nothing_onboards_every_host(fresh_lab, first_run):
     assert alarmed == set(lab.hosts)
     report = json.loads((ROOT / "artifacts" / "report.json").read_text())
     assert report["summary"]["onboarded"] == len(lab.hosts), report["summary"]
+    # The report took each host's managed instance from the ssm_agent phase of the same run, not from another read.
+    rows = {r["host"]: r for r in report["hosts"]}
+    assert {h: rows[h]["instance_id"] for h in lab.hosts} == {h: lab.vault_id(h) for h in lab.hosts}, rows
+    vault_read = first_run.stdout.rsplit("TASK [Read the SSM Agent's registration", 1)[1].split("TASK [", 1)[0]
+    assert "ok: [" not in vault_read and "skipping: [" in vault_read, vault_read
     assert all(host in first_run.stdout.rsplit("TASK [Show the report]", 1)[1] for host in lab.hosts)
 
 
