@@ -173,7 +173,9 @@ def parse_recap(stdout: str) -> dict[str, dict[str, int]]:
             continue
         if in_recap and " : " in line:
             host, counts = line.split(" : ", 1)
-            recap[host.strip()] = {k: int(v) for k, v in (item.split("=") for item in counts.split())}
+            items = [item.split("=") for item in counts.split()]
+            if items and all(len(kv) == 2 and kv[1].isdigit() for kv in items):  # not a line printed after it
+                recap[host.strip()] = {k: int(v) for k, v in items}
     return recap
 
 
