@@ -261,9 +261,16 @@ def test_offboard_one_host_leaves_the_others_online_and_rerun_changes_nothing(la
     check = playbook("offboard.yml", "--limit", host, check_mode=True)
     assert check.rc == 0, check.stdout[-4000:]
     assert gone_id in {n["InstanceId"] for n in lab.nodes()}  # check mode changed nothing
-    result = playbook("offboard.yml", "--limit", host)
+    # One ansible-playbook run of ssm_agent.yml, offboard.yml and report.yml: the report must find the host's
+    # registration gone, not the one the ssm_agent phase of the same run kept (its fact ssm_agent_result).
+    playbooks = ROOT / "playbooks"
+    result = playbook("ssm_agent.yml", str(playbooks / "offboard.yml"), str(playbooks / "report.yml"),
+                      "--limit", f"{host},localhost")
     assert result.rc == 0, result.stdout[-5000:]
     assert gone_id not in {n["InstanceId"] for n in lab.nodes()}
+    rows = {r["host"]: r for r in json.loads((ROOT / "artifacts" / "report.json").read_text())["hosts"]}
+    assert set(rows) == {host}, rows  # a --limit'ed report has rows for the hosts it read only
+    assert rows[host]["instance_id"] is None and rows[host]["onboarded"] is False, rows
     out = lab.ssh(host, "dpkg-query -W -f='${db:Status-Abbrev}\\n' amazon-ssm-agent amazon-cloudwatch-agent 2>&1;"
                         " ls /var/lib/amazon/ssm /opt/aws/amazon-cloudwatch-agent 2>&1; "
                         "grep -c aws_access_key_id /root/.aws/credentials 2>/dev/null || echo no-key",
