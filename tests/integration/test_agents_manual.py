@@ -141,8 +141,10 @@ def test_cloudwatch_agent_on_shared_credentials_sends_metrics_and_logs(lab, manu
         logGroupName=group)["logStreams"] if logs.describe_log_groups(
         logGroupNamePrefix=group)["logGroups"] else None, timeout=90, interval=3)
     assert [s["logStreamName"] for s in streams] == [host]
-    events = logs.get_log_events(logGroupName=group, logStreamName=host)["events"]
-    assert any("manual test line" in e["message"] for e in events)
+    # The agent creates the stream, then puts the events (as the real agent does): wait for the line itself.
+    wait_until("the test line in the host's log stream", lambda: any(
+        "manual test line" in e["message"]
+        for e in logs.get_log_events(logGroupName=group, logStreamName=host)["events"]), timeout=60, interval=2)
     assert logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]["retentionInDays"] == 7
 
 
