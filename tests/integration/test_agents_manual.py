@@ -64,7 +64,16 @@ def manual_site(lab):
         "EOF\n"
         "named-checkconf && systemctl restart named"))
     s3_dns = next(e["DnsName"] for e in endpoints["s3"]["DnsEntries"] if e["DnsName"].startswith("*."))
-    yield {"role": role, "s3_host": s3_dns.replace("*.", "bucket.", 1), "inbound": inbound}
+    s3_host = s3_dns.replace("*.", "bucket.", 1)
+    # As on AWS, new endpoints take a moment to serve (here: the lab's VPC side picks them up about once a second,
+    # later on a busy machine), and named has just restarted. Whoever follows the procedure waits until a host
+    # resolves the names to private addresses and reaches them on 443; so does this test, before the first wget.
+    names = (s3_host, f"ssm.{C.REGION}.amazonaws.com", f"ec2messages.{C.REGION}.amazonaws.com")
+    probe = " && ".join(f"getent ahostsv4 {n} >/dev/null && timeout 5 bash -c '</dev/tcp/{n}/443'" for n in names)
+    for host in lab.hosts:
+        wait_until(f"{host} to resolve and reach {', '.join(names)}",
+                   lambda host=host: lab.ssh(host, probe, check=False).returncode == 0, timeout=120, interval=2)
+    yield {"role": role, "s3_host": s3_host, "inbound": inbound}
     # Later tests onboard clean hosts: take the agents, their state and the managed instances away again.
     for host in lab.hosts:
         lab.ssh(host, "dpkg --purge amazon-ssm-agent amazon-cloudwatch-agent >/dev/null 2>&1; "
