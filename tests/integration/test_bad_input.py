@@ -455,3 +455,28 @@ def test_good_input_passes_the_checks(aws_only, inventory, playbook_name):
         messages = failure_messages(result.stdout)
         assert messages and all("Failed to connect to the host" in m for m in messages), output
         assert unreachable(result) == sorted(result.recap), output
+
+
+@pytest.mark.parametrize("limit", ["host1", "onprem_hosts:!host2"])
+def test_report_limited_without_localhost_says_so_and_reads_no_host(aws_only, inventory, tmp_path, limit):
+    """`report.yml --limit <hosts>` without localhost cannot write a report (its AWS side and files are a localhost
+    play): it says so, with the limit to use instead, before reading any host, and writes nothing."""
+    lab_calls(aws_only, reset=True)
+    result = playbook("report.yml", "--limit", limit, env={**aws_only, **ANSIBLE_ENV}, inventory=inventory,
+                      extra_vars={**BASE, "hybrid_report_dir": str(tmp_path / "report")}, timeout=600)
+    output = result.stdout[-3000:] + result.stderr[-1500:]
+    assert result.rc == 0, output
+    assert f"--limit '{limit},localhost'" in result.stdout, output
+    assert unreachable(result) == [] and "UNREACHABLE" not in result.stdout, output  # no host was contacted
+    assert "localhost" not in result.recap and lab_calls(aws_only) in ({}, None), output  # nor AWS
+    assert not (tmp_path / "report").exists(), output
+
+
+def test_report_limited_with_localhost_goes_on_to_read_the_hosts(aws_only, inventory, tmp_path):
+    """The same limit with localhost added passes that check and goes on to read the host (unreachable here: the
+    lab's test_fleet_lab checks the report such a run writes)."""
+    result = playbook("report.yml", "--limit", "host1,localhost", env={**aws_only, **ANSIBLE_ENV},
+                      inventory=inventory, extra_vars={**BASE, "hybrid_report_dir": str(tmp_path)}, timeout=600)
+    output = result.stdout[-3000:] + result.stderr[-1500:]
+    assert "No report is written" not in result.stdout, output
+    assert unreachable(result) == ["host1"], output
