@@ -67,9 +67,10 @@ def manual_site(lab):
     s3_host = s3_dns.replace("*.", "bucket.", 1)
     # As on AWS, new endpoints take a moment to serve (here: the lab's VPC side picks them up about once a second,
     # later on a busy machine), and named has just restarted. Whoever follows the procedure waits until a host
-    # resolves the names to private addresses and reaches them on 443; so does this test, before the first wget.
+    # resolves the names and reaches them on 443 (bash's /dev/tcp does both); so does this test, before the first
+    # wget.
     names = (s3_host, f"ssm.{C.REGION}.amazonaws.com", f"ec2messages.{C.REGION}.amazonaws.com")
-    probe = " && ".join(f"getent ahostsv4 {n} >/dev/null && timeout 5 bash -c '</dev/tcp/{n}/443'" for n in names)
+    probe = " && ".join(f"timeout 5 bash -c '</dev/tcp/{n}/443'" for n in names)
     for host in lab.hosts:
         wait_until(f"{host} to resolve and reach {', '.join(names)}",
                    lambda host=host: lab.ssh(host, probe, check=False).returncode == 0, timeout=120, interval=2)

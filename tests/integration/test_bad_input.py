@@ -398,11 +398,13 @@ def failure_messages(stdout: str) -> list[str]:
     return [m for m in messages if m]
 
 
-def run(env: dict[str, str], inventory: str, name: str, extra_vars: dict, check_mode: bool = False):
-    """Run the playbook; return it with the mutating AWS calls the emulator saw meanwhile."""
+def run(env: dict[str, str], inventory: str, name: str, extra_vars: dict, *args: str, check_mode: bool = False):
+    """Run the playbook (``args``: more ansible-playbook options); return it with the mutating AWS calls the emulator
+    saw meanwhile (``lab_calls(env)`` has them all until the next run)."""
     lab_calls(env, reset=True)
     result = playbook(
         name,
+        *args,
         env={**env, **ANSIBLE_ENV},
         inventory=inventory,
         extra_vars={**BASE, **extra_vars},
@@ -461,9 +463,8 @@ def test_good_input_passes_the_checks(aws_only, inventory, playbook_name):
 def test_report_limited_without_localhost_says_so_and_reads_no_host(aws_only, inventory, tmp_path, limit):
     """`report.yml --limit <hosts>` without localhost cannot write a report (its AWS side and files are a localhost
     play): it says so, with the limit to use instead, before reading any host, and writes nothing."""
-    lab_calls(aws_only, reset=True)
-    result = playbook("report.yml", "--limit", limit, env={**aws_only, **ANSIBLE_ENV}, inventory=inventory,
-                      extra_vars={**BASE, "hybrid_report_dir": str(tmp_path / "report")}, timeout=600)
+    result, _ = run(aws_only, inventory, "report.yml", {"hybrid_report_dir": str(tmp_path / "report")},
+                    "--limit", limit)
     output = result.stdout[-3000:] + result.stderr[-1500:]
     assert result.rc == 0, output
     assert f"--limit '{limit},localhost'" in result.stdout, output
@@ -475,8 +476,8 @@ def test_report_limited_without_localhost_says_so_and_reads_no_host(aws_only, in
 def test_report_limited_with_localhost_goes_on_to_read_the_hosts(aws_only, inventory, tmp_path):
     """The same limit with localhost added passes that check and goes on to read the host (unreachable here: the
     lab's test_fleet_lab checks the report such a run writes)."""
-    result = playbook("report.yml", "--limit", "host1,localhost", env={**aws_only, **ANSIBLE_ENV},
-                      inventory=inventory, extra_vars={**BASE, "hybrid_report_dir": str(tmp_path)}, timeout=600)
+    result, _ = run(aws_only, inventory, "report.yml", {"hybrid_report_dir": str(tmp_path)},
+                    "--limit", "host1,localhost")
     output = result.stdout[-3000:] + result.stderr[-1500:]
     assert "No report is written" not in result.stdout, output
     assert unreachable(result) == ["host1"], output
