@@ -15,23 +15,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import importlib.util
-import os
 import re
 
 from ansible.errors import AnsibleFilterError
+# The one definition of a region code (the aws_region test plugin of this collection).
+from ansible_collections.hybrid.onboard.plugins.test.aws_region import aws_region
 
-
-def _load_aws_region_test():
-    """plugins/test/aws_region.py, the one definition of a region code (loaded by path, as Ansible loads plugins)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test", "aws_region.py")
-    spec = importlib.util.spec_from_file_location("hybrid_onboard_test_aws_region", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.aws_region
-
-
-aws_region = _load_aws_region_test()
 
 URL_MODES = ("endpoint", "regional_path", "regional_virtual", "mirror")
 ARCHES = ("amd64", "arm64")

@@ -52,7 +52,7 @@ description:
     C(ansible_aws_ssm_region). O(compose) is applied after them, so it can override them.
   - No group is made besides C(all)/C(ungrouped) and what O(keyed_groups) and O(groups) make.
   - The configuration file must end in C(ssm_nodes.yml), C(ssm_nodes.yaml), C(aws_ssm.yml) or
-    C(aws_ssm.yaml) and set C(plugin) to C(ssm_nodes).
+    C(aws_ssm.yaml) and set C(plugin) to C(hybrid.onboard.ssm_nodes).
 version_added: 0.1.0
 author:
   - hybrid-onboard contributors
@@ -61,7 +61,7 @@ options:
     description: Marks the file as a configuration of this plugin.
     type: str
     required: true
-    choices: [ssm_nodes]
+    choices: [hybrid.onboard.ssm_nodes]
   regions:
     description:
       - The regions to list managed nodes in, one C(DescribeInstanceInformation) pagination each.
@@ -145,12 +145,12 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 # Every hybrid node of the region in AWS_REGION, named by the host name its agent reports.
-plugin: ssm_nodes
+plugin: hybrid.onboard.ssm_nodes
 
 ---
 # Only the Online nodes of this site, named like the static inventory (tag Hostname, set by the ssm_agent role),
 # grouped by ping status, OS and datacenter tag: ssm_ping_Online, os_Ubuntu, dc_fra1, ...
-plugin: ssm_nodes
+plugin: hybrid.onboard.ssm_nodes
 regions:
   - eu-central-1
 filters:
@@ -173,7 +173,7 @@ groups:
 
 ---
 # Hosts reachable only through Session Manager; no tag calls; cached for 10 minutes.
-plugin: ssm_nodes
+plugin: hybrid.onboard.ssm_nodes
 regions:
   - eu-central-1
   - eu-west-1
@@ -332,7 +332,7 @@ def host_vars(node, use_ssm_connection):
 
 
 class InventoryModule(AWSInventoryBase):
-    NAME = "ssm_nodes"
+    NAME = "hybrid.onboard.ssm_nodes"
     INVENTORY_FILE_SUFFIXES = ("ssm_nodes.yml", "ssm_nodes.yaml", "aws_ssm.yml", "aws_ssm.yaml")
 
     def verify_file(self, path):

@@ -54,11 +54,11 @@ author:
 
 EXAMPLES = r"""
 - name: Hand the activation's id to a module without keeping the decrypted value in a variable
-  ssm_activation:
+  hybrid.onboard.ssm_activation:
     name: lab
     known_activation_id: >-
-      {{ (lookup('hybrid_ssm_parameter', '/hybrid-onboard/lab/activation', region='eu-west-1', on_missing='skip')
-          | default('{}', true) | from_json).id | default('') }}
+      {{ (lookup('hybrid.onboard.hybrid_ssm_parameter', '/hybrid-onboard/lab/activation', region='eu-west-1',
+                 on_missing='skip') | default('{}', true) | from_json).id | default('') }}
   no_log: true
 """
 
@@ -75,24 +75,12 @@ try:
 except ImportError:
     pass  # amazon.aws's plugin base reports a missing SDK
 
-import importlib.util
-import os
-
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.plugin_utils.lookup import AWSLookupBase
-
-def _load_aws_retry_env():
-    """plugins/filter/aws_retries.py, the one check of the retry settings (loaded by path, as Ansible loads plugins)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "filter", "aws_retries.py")
-    spec = importlib.util.spec_from_file_location("hybrid_onboard_filter_aws_retries", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.aws_retry_env
-
-
-aws_retry_env = _load_aws_retry_env()
+# The one check of the retry settings (the aws_retry_env filter of this collection).
+from ansible_collections.hybrid.onboard.plugins.filter.aws_retries import aws_retry_env
 
 
 def retry_config(mode, attempts):

@@ -4,7 +4,7 @@
 """Shared base for hybrid-onboard's AWS modules.
 
 Built on amazon.aws's ``AnsibleAWSModule`` and ``AWSRetry`` (not a re-implementation of either). What
-this adds is the one shape every module of ours follows (STYLE.md 11):
+this adds is the one shape every module of ours follows, so check mode, diff and idempotence work the same in each:
 
     describe -> compute the difference -> (check mode: report) -> act -> re-describe -> exit_json
 

@@ -12,7 +12,7 @@ try:
 except ImportError:
     pass  # handled by AnsibleAWSModule
 
-from ansible.module_utils.hybrid_aws import paginate, snake_result, tags_from_boto3
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import paginate, snake_result, tags_from_boto3
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 BOTOCORE_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)

@@ -91,12 +91,12 @@ notes:
   - Supports check mode (reports what it would install or finish, changes nothing).
   - Needs C(gpgv) (or C(gpgv2)) with O(verify=gpg).
 seealso:
-  - module: package_verify
+  - module: hybrid.onboard.package_verify
 """
 
 EXAMPLES = r"""
 - name: Install the SSM Agent through the S3 interface endpoint
-  agent_package:
+  hybrid.onboard.agent_package:
     name: amazon-ssm-agent
     pkg_type: deb
     latest_url: https://bucket.vpce-0abc.s3.eu-west-1.vpce.amazonaws.com/amazon-ssm-eu-west-1/latest/VERSION
@@ -148,7 +148,14 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
-from ansible.module_utils.hybrid_package import HEX64, ArmorError, gpg_check, key_bytes, load_key, sha256_of
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_package import (
+    HEX64,
+    ArmorError,
+    gpg_check,
+    key_bytes,
+    load_key,
+    sha256_of,
+)
 from ansible.module_utils.urls import open_url
 
 _BROKEN = ("iU", "iF", "iW", "it")

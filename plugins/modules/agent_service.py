@@ -61,7 +61,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Enable and start the SSM Agent, and see it stay up
-  agent_service:
+  hybrid.onboard.agent_service:
     name: amazon-ssm-agent.service
     verify: "{{ restarted is changed }}"
 """
@@ -94,7 +94,11 @@ sub_state:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hybrid_systemd import ACTIVE_STATES, ENABLED_STATES, systemctl_show
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_systemd import (
+    ACTIVE_STATES,
+    ENABLED_STATES,
+    systemctl_show,
+)
 
 
 class AgentService(object):

@@ -14,7 +14,7 @@ import re
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client
 
 DOCUMENTATION = r"""
 ---
@@ -134,7 +134,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Record SSM inventory and file data of the hybrid nodes, deliver to the audit bucket
-  aws_config_recording:
+  hybrid.onboard.aws_config_recording:
     role_arn: "arn:aws:iam::123456789012:role/{{ hybrid_name }}-aws-config"
     resource_types:
       - AWS::SSM::ManagedInstanceInventory
@@ -144,14 +144,14 @@ EXAMPLES = r"""
     delivery_frequency: TwentyFour_Hours
 
 - name: Record everything, including the global IAM types
-  aws_config_recording:
+  hybrid.onboard.aws_config_recording:
     role_arn: arn:aws:iam::123456789012:role/aws-config
     all_supported: true
     include_global_resource_types: true
     s3_bucket_name: config-audit
 
 - name: Stop recording, delete the delivery channel and the recorder
-  aws_config_recording:
+  hybrid.onboard.aws_config_recording:
     state: absent
 """
 

@@ -16,7 +16,7 @@ import time
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 DOCUMENTATION = r"""
@@ -104,7 +104,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Wait until every host's metrics and syslog stream have arrived (one batched check for all hosts)
-  cloudwatch_agent_data_info:
+  hybrid.onboard.cloudwatch_agent_data_info:
     hosts: "{{ ansible_play_hosts | map('extract', hostvars, ['ansible_facts', 'hostname']) | list }}"
     metric_names: [mem_used_percent, disk_used_percent]
     log_groups:
@@ -124,7 +124,7 @@ EXAMPLES = r"""
     fail_msg: "No CloudWatch data from {{ ansible_facts['hostname'] }} yet: check the agent's log on the host"
 
 - name: Look once, metrics of a custom namespace only
-  cloudwatch_agent_data_info:
+  hybrid.onboard.cloudwatch_agent_data_info:
     hosts: [web01, web02]
     namespace: DC1/Agent
   register: __cw_metrics

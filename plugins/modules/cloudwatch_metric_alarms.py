@@ -13,7 +13,7 @@ import contextlib
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
 
 DOCUMENTATION = r"""
 ---
@@ -131,7 +131,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: CPU alarm of every host of the play, in one task
-  cloudwatch_metric_alarms:
+  hybrid.onboard.cloudwatch_metric_alarms:
     alarm_name_prefix: site-host-
     alarms: >-
       {{ ansible_play_hosts | map('regex_replace', '^(.*)$', '{"name": "site-host-\\1-cpu"}') | map('from_json')

@@ -80,12 +80,12 @@ options:
 notes:
   - Supports check mode; it only sends DNS queries.
 seealso:
-  - module: endpoint_probe
+  - module: hybrid.onboard.endpoint_probe
 """
 
 EXAMPLES = r"""
 - name: Ask every DNS hop about the names that failed
-  dns_path_diagnosis:
+  hybrid.onboard.dns_path_diagnosis:
     names: [s3.eu-west-1.amazonaws.com]
     control_names: [ssm.eu-west-1.amazonaws.com]
     resolver_ips: [10.0.1.53, 10.0.2.53]
@@ -155,7 +155,11 @@ except ImportError:
     DNSPYTHON_IMPORT_ERROR = traceback.format_exc()
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.hybrid_preflight import diagnose, hop_class, split_addresses
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_preflight import (
+    diagnose,
+    hop_class,
+    split_addresses,
+)
 
 
 def ask(server, name, port=53, timeout=2.0, retries=1):

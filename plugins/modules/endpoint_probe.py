@@ -103,12 +103,12 @@ notes:
   - The clock offset is measured against the C(Date) header of the endpoints' HTTPS answers (AWS answers every
     HTTPS request with one), to one second.
 seealso:
-  - module: dns_path_diagnosis
+  - module: hybrid.onboard.dns_path_diagnosis
 """
 
 EXAMPLES = r"""
 - name: Probe the endpoints from every host
-  endpoint_probe:
+  hybrid.onboard.endpoint_probe:
     region: eu-west-1
     vpc_cidrs: [10.0.0.0/16]
     extra_names:
@@ -234,7 +234,7 @@ except ImportError:  # pragma: no cover - Python 2 is not a target
     pass
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hybrid_preflight import (
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_preflight import (
     DEFAULT_SERVICES,
     clock_problem,
     clock_warning,

@@ -106,7 +106,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Write the CloudWatch agent's credentials pointer and config, drop an old profile, read the unit's state
-  host_files:
+  hybrid.onboard.host_files:
     files:
       - path: /opt/aws/amazon-cloudwatch-agent/etc/common-config.toml
         content: "{{ lookup('ansible.builtin.template', 'common-config.toml.j2') }}"
@@ -157,7 +157,11 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
-from ansible.module_utils.hybrid_systemd import ACTIVE_STATES, ENABLED_STATES, systemctl_show
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_systemd import (
+    ACTIVE_STATES,
+    ENABLED_STATES,
+    systemctl_show,
+)
 
 _MODE = re.compile(r"^0?[0-7]{3,4}$")
 _SECTION = re.compile(rb"^\s*\[\s*(.*?)\s*\]\s*(?:[#;].*)?$")

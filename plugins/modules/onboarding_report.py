@@ -114,13 +114,13 @@ notes:
   - C(report.json) holds C(title), C(site), C(region), C(generated_at) (UTC, ISO 8601), C(summary) (C(hosts),
     C(onboarded), C(online), C(failed_preflight)) and C(hosts) (the rows with every key and C(onboarded)).
 seealso:
-  - module: ssm_managed_node_info
-  - module: cloudwatch_agent_data_info
+  - module: hybrid.onboard.ssm_managed_node_info
+  - module: hybrid.onboard.cloudwatch_agent_data_info
 """
 
 EXAMPLES = r"""
 - name: Write the onboarding report
-  onboarding_report:
+  hybrid.onboard.onboarding_report:
     dest: "{{ playbook_dir }}/../artifacts/report"
     site: dc1-hybrid
     region: eu-west-1
@@ -149,7 +149,7 @@ EXAMPLES = r"""
   run_once: true
 
 - name: Write only the JSON file
-  onboarding_report:
+  hybrid.onboard.onboarding_report:
     dest: /var/tmp/hybrid-onboard/report
     rows: "{{ __report_rows }}"
     formats: [json]
@@ -205,7 +205,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hybrid_report import (
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_report import (
     DEFAULT_TITLE,
     FILE_NAMES,
     FORMATS,

@@ -60,17 +60,17 @@ notes:
   - A signature made by a key that has expired since is accepted with a warning (C(gpgv) reports it as good); a
     signature by a revoked key fails.
 seealso:
-  - module: endpoint_probe
+  - module: hybrid.onboard.endpoint_probe
 """
 
 EXAMPLES = r"""
 - name: Verify the downloaded agent package with AWS's public key
-  package_verify:
+  hybrid.onboard.package_verify:
     path: /var/tmp/hybrid-onboard/amazon-ssm-agent.deb
     gpg_key: /etc/hybrid-onboard/amazon-ssm-agent.gpg
 
 - name: Verify a package by its published digest
-  package_verify:
+  hybrid.onboard.package_verify:
     path: /var/tmp/hybrid-onboard/amazon-cloudwatch-agent.rpm
     method: sha256
     sha256: 8b1a9953c4611296a827abf8c47804d7e6c49c6b6b8f2f0a1d0e6b1f0e7c2a9d
@@ -124,7 +124,7 @@ gpgv_output:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.hybrid_package import (  # noqa: F401 - crc24, dearmor: tested through this module
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_package import (  # noqa: F401 - crc24, dearmor: tested through this module
     HEX64,
     ArmorError,
     crc24,

@@ -84,7 +84,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Create the inbound endpoint on-prem DNS servers forward amazonaws.com to
-  route53_resolver_endpoint:
+  hybrid.onboard.route53_resolver_endpoint:
     name: hybrid-onboard-inbound
     direction: INBOUND
     security_group_ids: [sg-0123456789abcdef0]
@@ -100,7 +100,7 @@ EXAMPLES = r"""
     msg: "{{ inbound.ip_addresses }}"
 
 - name: Delete it
-  route53_resolver_endpoint:
+  hybrid.onboard.route53_resolver_endpoint:
     name: hybrid-onboard-inbound
     state: absent
 """
@@ -160,13 +160,13 @@ import hashlib
 import ipaddress
 import time
 
-from ansible.module_utils.hybrid_aws import (
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
     AnsibleAWSModule,
     aws_client,
     tag_changes,
     tags_to_boto3,
 )
-from ansible.module_utils.hybrid_route53resolver import BOTOCORE_ERRORS, Resolver
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_route53resolver import BOTOCORE_ERRORS, Resolver
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 # What AWS applies when an endpoint is created without Protocols (and what older endpoints report as none).

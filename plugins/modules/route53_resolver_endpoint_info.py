@@ -43,7 +43,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Find the inbound endpoint of the VPC
-  route53_resolver_endpoint_info:
+  hybrid.onboard.route53_resolver_endpoint_info:
     direction: INBOUND
     vpc_id: vpc-0c0ffee0000000001
   register: inbound
@@ -95,8 +95,8 @@ resolver_endpoints:
       type: dict
 """
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client
-from ansible.module_utils.hybrid_route53resolver import Resolver
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_route53resolver import Resolver
 
 def main():
     argument_spec = dict(

@@ -74,7 +74,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Associate a VPC of account B with the S3 zone of account A
-  route53_zone_vpc_association:
+  hybrid.onboard.route53_zone_vpc_association:
     hosted_zone_id: Z0123456789ABCDEFGHIJ
     vpc_id: vpc-0b0b0b0b0b0b0b0b0
     vpc_region: eu-west-1
@@ -82,7 +82,7 @@ EXAMPLES = r"""
     vpc_owner_profile: workload-account-b
 
 - name: Associate with temporary credentials of the VPC owner
-  route53_zone_vpc_association:
+  hybrid.onboard.route53_zone_vpc_association:
     hosted_zone_id: "{{ zone_id }}"
     vpc_id: "{{ spoke_vpc_id }}"
     vpc_owner_access_key: "{{ assumed.sts_creds.access_key }}"
@@ -90,7 +90,7 @@ EXAMPLES = r"""
     vpc_owner_session_token: "{{ assumed.sts_creds.session_token }}"
 
 - name: Take the VPC out of the zone again
-  route53_zone_vpc_association:
+  hybrid.onboard.route53_zone_vpc_association:
     hosted_zone_id: Z0123456789ABCDEFGHIJ
     vpc_id: vpc-0b0b0b0b0b0b0b0b0
     state: absent
@@ -143,7 +143,11 @@ import contextlib  # noqa: E402 - Ansible modules keep DOCUMENTATION first
 with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, retry_decorator  # noqa: E402
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
+    AnsibleAWSModule,
+    aws_client,
+    retry_decorator,
+)
 
 OWNER_OPTIONS = ("vpc_owner_profile", "vpc_owner_access_key", "vpc_owner_secret_key", "vpc_owner_session_token")
 

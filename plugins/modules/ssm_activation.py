@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import (
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
     AnsibleAWSModule,
     aws_client,
     paginate,
@@ -136,7 +136,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Ensure a usable activation for the site (store the code at once, never print it)
-  ssm_activation:
+  hybrid.onboard.ssm_activation:
     name: "{{ hybrid_name }}"
     iam_role: "{{ hybrid_name }}-ssm-hybrid"
     registration_limit: 100
@@ -147,7 +147,7 @@ EXAMPLES = r"""
   no_log: true
 
 - name: Delete the site's activations (registered nodes stay registered)
-  ssm_activation:
+  hybrid.onboard.ssm_activation:
     name: "{{ hybrid_name }}"
     state: absent
 """

@@ -88,17 +88,17 @@ notes:
     limit is reached), V(expired), V(invalid) (wrong id or code), V(unreachable) (DNS, TCP, TLS, proxy errors on
     the way to the ssm endpoint) and V(other)."
 seealso:
-  - module: ssm_activation
-  - module: endpoint_probe
+  - module: hybrid.onboard.ssm_activation
+  - module: hybrid.onboard.endpoint_probe
 """
 
 EXAMPLES = r"""
 - name: Read the registration
-  ssm_agent_registration:
+  hybrid.onboard.ssm_agent_registration:
   register: ssm_registration
 
 - name: Register the host with the site's activation
-  ssm_agent_registration:
+  hybrid.onboard.ssm_agent_registration:
     state: registered
     activation_id: "{{ ssm_agent_activation_id }}"
     activation_code: "{{ ssm_agent_activation_code }}"
@@ -106,7 +106,7 @@ EXAMPLES = r"""
   register: ssm_registered
 
 - name: Register again after a golden image carried another host's Vault
-  ssm_agent_registration:
+  hybrid.onboard.ssm_agent_registration:
     state: registered
     activation_id: "{{ ssm_agent_activation_id }}"
     activation_code: "{{ ssm_agent_activation_code }}"

@@ -16,7 +16,7 @@ from datetime import datetime
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
 
 DOCUMENTATION = r"""
 ---
@@ -181,7 +181,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Gather software inventory from the site's hybrid nodes every 12 hours
-  ssm_association:
+  hybrid.onboard.ssm_association:
     name: "{{ hybrid_name }}-inventory"
     document_name: AWS-GatherSoftwareInventory
     targets:
@@ -196,7 +196,7 @@ EXAMPLES = r"""
     compliance_severity: MEDIUM
 
 - name: Update the SSM Agent on two nodes on Sunday night only (not at once)
-  ssm_association:
+  hybrid.onboard.ssm_association:
     name: "{{ hybrid_name }}-agent-update"
     document_name: AWS-UpdateSSMAgent
     document_version: $DEFAULT
@@ -212,7 +212,7 @@ EXAMPLES = r"""
       s3_key_prefix: associations/agent-update
 
 - name: Delete the association
-  ssm_association:
+  hybrid.onboard.ssm_association:
     name: "{{ hybrid_name }}-agent-update"
     state: absent
 """

@@ -14,7 +14,7 @@ import re
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import (
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
     AnsibleAWSModule,
     aws_client,
     paginate,
@@ -100,7 +100,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Tag every node of the play in one call (each host holds its node ID in hybrid_instance_id)
-  ssm_managed_instance:
+  hybrid.onboard.ssm_managed_instance:
     instances: >-
       {{ ansible_play_hosts
          | map('extract', hostvars, 'hybrid_instance_id')
@@ -110,7 +110,7 @@ EXAMPLES = r"""
   delegate_to: localhost
 
 - name: Add a tag to two nodes and keep the tags they already have
-  ssm_managed_instance:
+  hybrid.onboard.ssm_managed_instance:
     instances:
       - instance_id: mi-0123456789abcdef0
         tags: {Patch: wave-1}
@@ -119,7 +119,7 @@ EXAMPLES = r"""
     purge_tags: false
 
 - name: Deregister decommissioned nodes (already deregistered ones are skipped)
-  ssm_managed_instance:
+  hybrid.onboard.ssm_managed_instance:
     instances:
       - instance_id: mi-0123456789abcdef0
     state: absent

@@ -16,7 +16,7 @@ with contextlib.suppress(ImportError):  # a missing botocore is reported by Ansi
     import botocore
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 DOCUMENTATION = r"""
@@ -80,11 +80,11 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Count the hybrid nodes of the account and region
-  ssm_managed_node_info:
+  hybrid.onboard.ssm_managed_node_info:
   register: __nodes
 
 - name: Wait until the nodes registered by this run are Online (one query per poll for all of them)
-  ssm_managed_node_info:
+  hybrid.onboard.ssm_managed_node_info:
     instance_ids: "{{ __registered_ids }}"
     wait_ping_status: Online
     wait_timeout: 300

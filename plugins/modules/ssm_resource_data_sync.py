@@ -15,7 +15,12 @@ from datetime import datetime, timezone
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, changed_fields, paginate
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
+    AnsibleAWSModule,
+    aws_client,
+    changed_fields,
+    paginate,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -106,7 +111,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Copy the inventory of every node to the site's inventory bucket
-  ssm_resource_data_sync:
+  hybrid.onboard.ssm_resource_data_sync:
     name: "{{ hybrid_name }}-inventory"
     bucket_name: "{{ hybrid_name }}-ssm-inventory"
     prefix: inventory
@@ -114,14 +119,14 @@ EXAMPLES = r"""
   register: __inventory_sync
 
 - name: Fail instead of recreating a sync whose settings drifted
-  ssm_resource_data_sync:
+  hybrid.onboard.ssm_resource_data_sync:
     name: "{{ hybrid_name }}-inventory"
     bucket_name: "{{ hybrid_name }}-ssm-inventory"
     prefix: inventory
     recreate: false
 
 - name: Delete the sync (the objects in the bucket stay)
-  ssm_resource_data_sync:
+  hybrid.onboard.ssm_resource_data_sync:
     name: "{{ hybrid_name }}-inventory"
     state: absent
 """

@@ -17,7 +17,7 @@ import time
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 DOCUMENTATION = r"""
@@ -138,7 +138,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Install the CloudWatch agent on every node of the play with one command
-  ssm_run_command:
+  hybrid.onboard.ssm_run_command:
     document_name: AWS-ConfigureAWSPackage
     parameters:
       action: Install
@@ -161,7 +161,7 @@ EXAMPLES = r"""
          | map(attribute='error') | first | default('') }}
 
 - name: Run a shell command on two nodes without waiting
-  ssm_run_command:
+  hybrid.onboard.ssm_run_command:
     document_name: AWS-RunShellScript
     parameters:
       commands:

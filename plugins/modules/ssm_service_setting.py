@@ -14,7 +14,11 @@ from datetime import datetime
 with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
     import botocore
 
-from ansible.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, snake_result
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
+    AnsibleAWSModule,
+    aws_client,
+    snake_result,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -56,12 +60,12 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Read the activation tier
-  ssm_service_setting:
+  hybrid.onboard.ssm_service_setting:
     setting_id: /ssm/managed-instance/activation-tier
   register: __tier
 
 - name: Switch to the advanced tier (per-node cost)
-  ssm_service_setting:
+  hybrid.onboard.ssm_service_setting:
     setting_id: /ssm/managed-instance/activation-tier
     value: advanced
 """

@@ -124,7 +124,7 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Create the endpoints an on-prem SSM and CloudWatch agent needs
-  vpc_interface_endpoints:
+  hybrid.onboard.vpc_interface_endpoints:
     vpc_id: vpc-0c0ffee0000000001
     services: [ssm, ssmmessages, ec2messages, kms, logs, monitoring, s3]
     subnet_ids: [subnet-0c0ffee000000000a, subnet-0c0ffee000000000b]
@@ -136,7 +136,7 @@ EXAMPLES = r"""
   register: endpoints
 
 - name: S3 private DNS only for queries through the Resolver inbound endpoint (needs the S3 gateway endpoint)
-  vpc_interface_endpoints:
+  hybrid.onboard.vpc_interface_endpoints:
     vpc_id: vpc-0c0ffee0000000001
     services: [s3]
     subnet_ids: [subnet-0c0ffee000000000a, subnet-0c0ffee000000000b]
@@ -148,7 +148,7 @@ EXAMPLES = r"""
         route_table_ids: [rtb-0123456789abcdef0]
 
 - name: Remove the endpoints
-  vpc_interface_endpoints:
+  hybrid.onboard.vpc_interface_endpoints:
     vpc_id: vpc-0c0ffee0000000001
     services: [ssm, ssmmessages, ec2messages, kms, logs, monitoring, s3]
     gateway_endpoints:
@@ -240,7 +240,7 @@ except ImportError:
     pass  # handled by AnsibleAWSModule
 
 from ansible.module_utils.common.validation import check_type_bool
-from ansible.module_utils.hybrid_aws import (
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
     AnsibleAWSModule,
     aws_client,
     paginate,

@@ -163,7 +163,7 @@ def test_report_has_one_onboarded_row_per_host_and_rerun_changes_nothing(lab, on
 
 
 INVENTORY_CONFIG = """\
-plugin: ssm_nodes
+plugin: hybrid.onboard.ssm_nodes
 regions: [eu-west-1]
 filters:
   tag:HybridName: lab

@@ -82,10 +82,12 @@ def test_the_plugin_registers_the_test_under_its_name():
     assert region_test.TestModule().tests() == {"aws_region": region_test.aws_region}
 
 
-def test_ansible_cfg_points_test_plugins_at_the_plugin():
+def test_ansible_cfg_finds_the_project_as_its_collection():
     cfg = (ROOT / "ansible.cfg").read_text()
-    assert "\ntest_plugins = plugins/test\n" in cfg
-    assert (ROOT / "plugins" / "test" / "aws_region.py").is_file()
+    assert "\ncollections_path = collections:" in cfg
+    link = ROOT / "collections" / "ansible_collections" / "hybrid" / "onboard"
+    assert link.is_symlink() and link.resolve() == ROOT
+    assert (link / "plugins" / "test" / "aws_region.py").is_file()
 
 
 PLAYBOOK = [
@@ -98,7 +100,8 @@ PLAYBOOK = [
             {
                 "name": "A region code passes",
                 "ansible.builtin.assert": {
-                    "that": ["'eu-west-1' is aws_region", "'us-isob-east-1' is aws_region"],
+                    "that": ["'eu-west-1' is hybrid.onboard.aws_region",
+                             "'us-isob-east-1' is hybrid.onboard.aws_region"],
                     "fail_msg": "GOOD-REGION-REJECTED",
                     "success_msg": "GOOD-REGION-PASSED",
                 },
@@ -106,7 +109,7 @@ PLAYBOOK = [
             {
                 "name": "mars-1 is not a region",
                 "ansible.builtin.assert": {
-                    "that": ["'mars-1' is aws_region"],
+                    "that": ["'mars-1' is hybrid.onboard.aws_region"],
                     "fail_msg": "MARS-REJECTED",
                 },
                 "ignore_errors": True,
@@ -117,9 +120,9 @@ PLAYBOOK = [
                 "ansible.builtin.assert": {
                     "that": [
                         "mars is failed",
-                        "mars.assertion == \"'mars-1' is aws_region\"",
-                        "'mars-1' is not aws_region",
-                        "not ('mars-1' is aws_region)",
+                        "mars.assertion == \"'mars-1' is hybrid.onboard.aws_region\"",
+                        "'mars-1' is not hybrid.onboard.aws_region",
+                        "not ('mars-1' is hybrid.onboard.aws_region)",
                     ],
                     "fail_msg": "MARS-NOT-FALSE {{ mars }}",
                 },

@@ -6,8 +6,8 @@ Every test reads its nodes from an account of its own (moto maps an IAM user's a
 other nodes of the shared emulator never show up. A node is ConnectionLost because its last heartbeat was sent
 with the emulator's lab clock set back further than the ping timeout, or because it never sent one.
 
-The plugin is enabled through the environment (``ANSIBLE_INVENTORY_ENABLED``, ``ANSIBLE_INVENTORY_PLUGINS``);
-one test also runs it with the project's ansible.cfg alone, as a user would.
+The plugin is enabled through the environment (``ANSIBLE_INVENTORY_ENABLED``); the project's ansible.cfg finds the
+collection hybrid.onboard in place, and one test runs it with that ansible.cfg alone, as a user would.
 """
 
 from __future__ import annotations
@@ -236,15 +236,14 @@ def inventory_env(emulator: LabEmulator, account: SimpleNamespace, plugin_enable
     )
     if plugin_enabled_by_env:
         env.update(
-            ANSIBLE_INVENTORY_PLUGINS=str(ROOT / "plugins" / "inventory"),
-            ANSIBLE_INVENTORY_ENABLED="ssm_nodes,ansible.builtin.yaml",
+            ANSIBLE_INVENTORY_ENABLED="hybrid.onboard.ssm_nodes,ansible.builtin.yaml",
         )
     return env
 
 
 def write_config(tmp_path: Path, config: dict[str, Any], name: str = "fleet.ssm_nodes.yml") -> Path:
     path = tmp_path / name
-    path.write_text(yaml.safe_dump({"plugin": "ssm_nodes", **config}, sort_keys=False))
+    path.write_text(yaml.safe_dump({"plugin": "hybrid.onboard.ssm_nodes", **config}, sort_keys=False))
     return path
 
 
@@ -673,7 +672,8 @@ def test_filters_aws_rejects_name_the_option(emulator, fleet, tmp_path) -> None:
 
 
 def test_the_project_ansible_cfg_alone_finds_the_plugin(emulator, fleet, tmp_path) -> None:
-    # ansible.cfg points inventory_plugins at plugins/inventory; ansible.builtin.auto (enabled) reads `plugin:`.
+    # ansible.cfg enables hybrid.onboard.ssm_nodes, found in place as the collection; ansible.builtin.auto (enabled)
+    # reads `plugin:` too.
     source = write_config(tmp_path, {"ping_status": ["Online"]})
     listing = inventory_list(emulator, fleet.account, source, plugin_enabled_by_env=False)
     assert set(hostvars(listing)) == {"web1.fra1.example.net", "web2.ams2.example.net"}
@@ -682,12 +682,12 @@ def test_the_project_ansible_cfg_alone_finds_the_plugin(emulator, fleet, tmp_pat
 @pytest.mark.parametrize(
     ("name", "body", "accepted"),
     [
-        ("dc.ssm_nodes.yml", {"plugin": "ssm_nodes"}, True),
-        ("dc.ssm_nodes.yaml", {"plugin": "ssm_nodes"}, True),
-        ("dc.aws_ssm.yml", {"plugin": "ssm_nodes"}, True),
-        ("aws_ssm.yaml", {"plugin": "ssm_nodes"}, True),
-        ("dc.yml", {"plugin": "ssm_nodes"}, False),
-        ("dc.aws_ec2.yml", {"plugin": "ssm_nodes"}, False),
+        ("dc.ssm_nodes.yml", {"plugin": "hybrid.onboard.ssm_nodes"}, True),
+        ("dc.ssm_nodes.yaml", {"plugin": "hybrid.onboard.ssm_nodes"}, True),
+        ("dc.aws_ssm.yml", {"plugin": "hybrid.onboard.ssm_nodes"}, True),
+        ("aws_ssm.yaml", {"plugin": "hybrid.onboard.ssm_nodes"}, True),
+        ("dc.yml", {"plugin": "hybrid.onboard.ssm_nodes"}, False),
+        ("dc.aws_ec2.yml", {"plugin": "hybrid.onboard.ssm_nodes"}, False),
         ("dc.aws_ssm.yml", {"plugin": "amazon.aws.aws_ec2"}, False),
     ],
 )
@@ -709,10 +709,10 @@ def test_documentation_is_complete_and_renders(plugin) -> None:
     for name, option in doc["options"].items():
         assert option.get("description") and option.get("type"), name
     examples = list(yaml.safe_load_all(module.EXAMPLES))
-    assert examples and all(e["plugin"] == "ssm_nodes" for e in examples)
+    assert examples and all(e["plugin"] == "hybrid.onboard.ssm_nodes" for e in examples)
 
     proc = subprocess.run(
-        [str(BIN / "ansible-doc"), "-t", "inventory", "ssm_nodes"],
+        [str(BIN / "ansible-doc"), "-t", "inventory", "hybrid.onboard.ssm_nodes"],
         capture_output=True,
         text=True,
         env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},

@@ -1,6 +1,6 @@
 """Every module we ship documents itself completely (STYLE.md 14): DOCUMENTATION, EXAMPLES and RETURN
 parse as YAML, every option and return value is described, `ansible-doc` renders the module, and the
-EXAMPLES use the module by its name. (Each module's own tests check its returned keys against RETURN.)"""
+EXAMPLES use the module by its FQCN (hybrid.onboard.<name>). (Each module's own tests check its returned keys against RETURN.)"""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def test_module_documentation_is_complete(path):
         assert option.get("description"), f"{path.name}: option {name} has no description"
     examples = yaml.safe_load(docs["EXAMPLES"])
     assert examples, f"{path.name}: EXAMPLES is empty"
-    assert any(path.stem in task for task in examples), f"{path.name}: no example uses the module"
+    fqcn = f"hybrid.onboard.{path.stem}"
+    assert any(fqcn in task for task in examples), f"{path.name}: no example uses the module by its FQCN {fqcn}"
     returned = yaml.safe_load(docs["RETURN"]) or {}
     for key, spec in returned.items():
         assert spec.get("description") and spec.get("returned"), f"{path.name}: RETURN {key} is incomplete"
@@ -54,7 +55,7 @@ def test_module_documentation_is_complete(path):
 def test_ansible_doc_renders(path):
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-doc"), "-M", str(ROOT / "plugins" / "modules"), path.stem],
+        [str(Path(sys.executable).parent / "ansible-doc"), f"hybrid.onboard.{path.stem}"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
     )
     assert result.returncode == 0, result.stderr

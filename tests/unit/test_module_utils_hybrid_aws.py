@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import botocore.exceptions
 import pytest
-from ansible.module_utils import hybrid_aws
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.hybrid.onboard.plugins.module_utils import hybrid_aws
 
 
 def test_base_is_amazon_aws_module_not_a_copy():

@@ -140,7 +140,7 @@ def _module(url, args, check=False):
                ANSIBLE_CALLBACKS_ENABLED="ansible.posix.timer")
     argv = [str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
             "-e", "ansible_python_interpreter=" + str(ROOT / ".venv" / "bin" / "python"),
-            "-m", "route53_zone_vpc_association", "-a", json.dumps(args)]
+            "-m", "hybrid.onboard.route53_zone_vpc_association", "-a", json.dumps(args)]
     if check:
         argv += ["--check", "--diff"]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=120)

@@ -4,7 +4,7 @@ path verdicts, and how a host's problems are refined by the controller's diagnos
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils import hybrid_preflight as rules
+from ansible_collections.hybrid.onboard.plugins.module_utils import hybrid_preflight as rules
 
 VPC = ["10.0.0.0/16"]
 SSM = "ssm.eu-west-1.amazonaws.com"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils import hybrid_preflight as rules
+from ansible_collections.hybrid.onboard.plugins.module_utils import hybrid_preflight as rules
 
 SSM = "ssm.eu-west-1.amazonaws.com"
 S3 = "s3.eu-west-1.amazonaws.com"

@@ -9,7 +9,7 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from ansible.module_utils import hybrid_report as report
+from ansible_collections.hybrid.onboard.plugins.module_utils import hybrid_report as report
 
 STAMP = "2024-05-01T10:00:00Z"
 LATER = "2024-05-02T11:30:00Z"

@@ -15,7 +15,7 @@ import zlib
 from html.parser import HTMLParser
 
 import pytest
-from ansible.module_utils import hybrid_report as report
+from ansible_collections.hybrid.onboard.plugins.module_utils import hybrid_report as report
 
 WIDTH, HEIGHT = 1400, 900
 CHROMIUM = shutil.which("chromium")

@@ -3,7 +3,7 @@
 - ``emulator``: the session's in-process AWS emulator (same class as tests/unit/lab's fixture).
 - ``run_module(name, args, check=False, diff=False, via="direct")``: runs ``plugins/modules/<name>.py`` as
   ``__main__`` the way Ansible's module runner does (ANSIBLE_MODULE_ARGS JSON with the ``legacy`` profile, our
-  module_utils merged into ``ansible.module_utils``), pointed at the emulator through ``AWS_ENDPOINT_URL``;
+  collection importable from ``collections/``), pointed at the emulator through ``AWS_ENDPOINT_URL``;
   returns the module's JSON result (``failed`` set when it failed). ``direct`` runs it inside this process,
   with the run's own environment, working directory and stdout, and Ansible's per-run globals reset before
   and after: a child Python per call spent most of the unit suite's time importing boto3 and parsing the same
@@ -42,7 +42,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULES = ROOT / "plugins" / "modules"
-MODULE_UTILS = ROOT / "plugins" / "module_utils"
+# collections/ansible_collections/hybrid/onboard links back to the repository: the collection's import root.
+COLLECTIONS = ROOT / "collections"
 LAB_DIR = ROOT / "tests" / "lab"
 if str(LAB_DIR) not in sys.path:
     sys.path.insert(0, str(LAB_DIR))
@@ -56,11 +57,10 @@ from lab.conftest import LabEmulator  # noqa: E402
 # Module results that Ansible adds, not the module's own RETURN keys.
 STANDARD_KEYS = {"changed", "diff", "invocation", "warnings", "deprecations", "failed", "msg", "exception"}
 
-# Runs a module file as Ansible's module runner would, with our module_utils merged in.
+# Runs a module file as Ansible's module runner would, with the collection (its module_utils) importable.
 _RUNNER = """
 import runpy, sys
-import ansible.module_utils
-ansible.module_utils.__path__.append(sys.argv[1])
+sys.path.insert(0, sys.argv[1])
 module_path, args_path = sys.argv[2], sys.argv[3]
 sys.argv = [module_path, args_path]
 runpy.run_path(module_path, run_name="__main__")
@@ -141,7 +141,7 @@ class ModuleRunner:
         args_file = self.tmp_path / f"args-{uuid.uuid4().hex}.json"
         args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
         proc = subprocess.run(
-            [sys.executable, "-c", _RUNNER, str(MODULE_UTILS), str(MODULES / f"{name}.py"), str(args_file)],
+            [sys.executable, "-c", _RUNNER, str(COLLECTIONS), str(MODULES / f"{name}.py"), str(args_file)],
             capture_output=True,
             text=True,
             env=env,
@@ -168,7 +168,7 @@ class ModuleRunner:
             "-e",
             f"ansible_python_interpreter={sys.executable}",
             "-m",
-            name,
+            name if "." in name else f"hybrid.onboard.{name}",
             "-a",
             json.dumps(args),
         ]

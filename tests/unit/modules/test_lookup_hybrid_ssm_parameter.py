@@ -44,11 +44,11 @@ def injected(emulator) -> dict:
 
 def test_the_decrypted_value_and_a_missing_parameter(emulator, parameter):
     name, value = parameter
-    found = lookup(emulator, f"lookup('hybrid_ssm_parameter', '{name}') | from_json")
+    found = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}') | from_json")
     assert found.returncode == 0 and '"code": "not-a-real-code"' in found.stdout, found.stdout + found.stderr
-    skipped = lookup(emulator, f"lookup('hybrid_ssm_parameter', '{name}-gone', on_missing='skip') | length")
+    skipped = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}-gone', on_missing='skip') | length")
     assert skipped.returncode == 0 and '"msg": 0' in skipped.stdout, skipped.stdout + skipped.stderr
-    missing = lookup(emulator, f"lookup('hybrid_ssm_parameter', '{name}-gone')")
+    missing = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}-gone')")
     assert missing.returncode != 0 and f"SSM parameter {name}-gone does not exist" in missing.stdout, missing.stdout
 
 
@@ -57,7 +57,7 @@ def test_a_throttled_read_is_tried_as_often_as_the_play_says(emulator, parameter
     name, _ = parameter
     faults(emulator, throttle_rate=1.0, seed=1)
     try:
-        result = lookup(emulator, f"lookup('hybrid_ssm_parameter', '{name}')",
+        result = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}')",
                         "-e", f"hybrid_aws_max_attempts={attempts}")
         counted = injected(emulator)
     finally:
@@ -75,5 +75,5 @@ def test_a_throttled_read_is_tried_as_often_as_the_play_says(emulator, parameter
 ])
 def test_bad_retry_settings_are_refused_with_the_variable_named(emulator, parameter, extra, message):
     name, _ = parameter
-    result = lookup(emulator, f"lookup('hybrid_ssm_parameter', '{name}')", "-e", extra)
+    result = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}')", "-e", extra)
     assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
