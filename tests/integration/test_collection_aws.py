@@ -123,6 +123,6 @@ def test_installs_from_git_without_galaxy(tmp_path):
                      f"git+file://{ROOT}"], tmp_path, env)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     root = tmp_path / "collections" / "ansible_collections" / "hybrid" / "onboard"
-    assert (root / "galaxy.yml").is_file() and (root / "plugins" / "modules" / "ssm_activation.py").is_file()
+    assert (root / "MANIFEST.json").is_file() and (root / "plugins" / "modules" / "ssm_activation.py").is_file()
     doc = run([BIN / "ansible-doc", "hybrid.onboard.ssm_activation"], tmp_path, env)
     assert doc.returncode == 0 and "hybrid.onboard.ssm_activation" in doc.stdout, doc.stderr
