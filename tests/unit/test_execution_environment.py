@@ -203,7 +203,8 @@ def test_every_collection_the_roles_and_playbooks_use_is_in_requirements_yml(dec
     assert {"amazon.aws", "community.general"} <= used.keys(), f"the scan found too little: {sorted(used)}"
     assert "hybrid.onboard" in used, "the project calls its own roles, modules and plugins by FQCN"
     # ansible.builtin ships with ansible-core; hybrid.onboard is this repository.
-    others = {name: sorted(files)[:3] for name, files in used.items() if name not in ("ansible.builtin", "hybrid.onboard")}
+    others = {name: sorted(files)[:3] for name, files in used.items()
+              if name not in ("ansible.builtin", "hybrid.onboard")}
     missing = {name: files for name, files in others.items() if name not in declared_collections}
     assert not missing, f"collections used but not in collections/requirements.yml (name: first files): {missing}"
     # An installed copy of the collection pulls its dependencies from galaxy.yml.

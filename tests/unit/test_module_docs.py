@@ -1,6 +1,7 @@
 """Every module we ship documents itself completely (STYLE.md 14): DOCUMENTATION, EXAMPLES and RETURN
-parse as YAML, every option and return value is described, `ansible-doc` renders the module, and the
-EXAMPLES use the module by its FQCN (hybrid.onboard.<name>). (Each module's own tests check its returned keys against RETURN.)"""
+parse as YAML, every option and return value is described, `ansible-doc` renders the module by its FQCN, and
+the EXAMPLES use the module by its FQCN (hybrid.onboard.<name>). (Each module's own tests check its returned keys
+against RETURN.)"""
 
 from __future__ import annotations
 

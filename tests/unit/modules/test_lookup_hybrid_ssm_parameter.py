@@ -46,7 +46,8 @@ def test_the_decrypted_value_and_a_missing_parameter(emulator, parameter):
     name, value = parameter
     found = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}') | from_json")
     assert found.returncode == 0 and '"code": "not-a-real-code"' in found.stdout, found.stdout + found.stderr
-    skipped = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}-gone', on_missing='skip') | length")
+    skipped = lookup(emulator,
+                     f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}-gone', on_missing='skip') | length")
     assert skipped.returncode == 0 and '"msg": 0' in skipped.stdout, skipped.stdout + skipped.stderr
     missing = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}-gone')")
     assert missing.returncode != 0 and f"SSM parameter {name}-gone does not exist" in missing.stdout, missing.stdout
