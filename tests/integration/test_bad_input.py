@@ -24,7 +24,7 @@ import urllib.request
 
 import pytest
 import yaml
-from labtools import ROOT, PlaybookRun, playbook
+from labtools import ROOT, PlaybookRun, parse_recap, playbook
 
 pytestmark = pytest.mark.integration
 
@@ -481,3 +481,61 @@ def test_report_limited_with_localhost_goes_on_to_read_the_hosts(aws_only, inven
     output = result.stdout[-3000:] + result.stderr[-1500:]
     assert "No report is written" not in result.stdout, output
     assert unreachable(result) == ["host1"], output
+
+
+# --- the lab inventory outside the lab --------------------------------------------------------------
+
+
+@pytest.fixture
+def connect_recorder():
+    """A TCP listener standing in for an HTTPS proxy: every AWS call a run makes would reach it first."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    seen.append(conn.recv(200))
+                except OSError:
+                    seen.append(b"")
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("playbook_name", ["site.yml", *AWS_PLAYBOOKS, "audit.yml"])
+def test_the_lab_inventory_refuses_real_aws(tmp_path, connect_recorder, playbook_name):
+    """Real-looking credentials and no AWS_ENDPOINT_URL, with ansible.cfg's default inventory (the lab's): the run
+    stops at its first task that needs the site's name or region, says why, and sends AWS nothing. Every request the
+    run would send to AWS goes through HTTPS_PROXY, a listener here that records any connection."""
+    import os
+    import subprocess
+
+    proxy, seen = connect_recorder
+    inv = tmp_path / "lab"
+    shutil.copytree(ROOT / "inventory" / "lab" / "group_vars", inv / "group_vars")
+    shutil.copy(ROOT / "inventory" / "lab" / "localhost.yml", inv / "localhost.yml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", AWS_ACCESS_KEY_ID="AKIAREALLOOKING0KEY1",
+               AWS_SECRET_ACCESS_KEY="real/looking/secret/key/for/the/test/000", AWS_CONFIG_FILE=os.devnull,
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull, HTTPS_PROXY=proxy, HTTP_PROXY=proxy, NO_PROXY="")
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inv),
+                             str(ROOT / "playbooks" / playbook_name)],
+                            capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=600, check=False)
+    output = result.stdout[-3000:] + result.stderr[-1500:]
+    assert result.returncode != 0, output
+    assert "runs only against the lab's AWS emulator" in result.stdout + result.stderr, output
+    assert all(counts.get("changed", 0) == 0 for counts in parse_recap(result.stdout).values()), output
+    assert seen == [], f"the run reached for AWS before refusing: {seen}"
