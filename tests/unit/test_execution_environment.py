@@ -105,10 +105,13 @@ def test_definition_is_builder_v3_with_a_base_image(definition):
     assert definition["images"]["base_image"]["name"]
 
 
-def test_ansible_core_pin_is_the_one_ci_runs(definition):
+def test_ansible_core_and_runner_pins_are_the_ones_ci_runs(definition):
     ci_core = pins(REQUIREMENTS)["ansible-core"]
     assert definition["dependencies"]["ansible_core"]["package_pip"] == f"ansible-core=={ci_core}"
     assert re.fullmatch(r"ansible-runner==\d+\.\d+\.\d+", definition["dependencies"]["ansible_runner"]["package_pip"])
+    # The venv's ansible-runner (tests/integration/test_awx_runner_aws.py runs jobs with it) is the EE's.
+    ci_runner = pins(REQUIREMENTS)["ansible-runner"]
+    assert definition["dependencies"]["ansible_runner"]["package_pip"] == f"ansible-runner=={ci_runner}"
 
 
 def test_containerfile_installs_the_pinned_core_our_python_requirements_and_collections(context, definition):
