@@ -27,7 +27,7 @@ SSM_VAULT_KEY = "/var/lib/amazon/ssm/Vault/Store/RegistrationKey"
 def run(argv, check=True, timeout=600, env=None, **kw) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
     full_env.update(env or {})
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, **kw)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=full_env, check=False, **kw)
     if check and result.returncode != 0:
         raise AssertionError(f"{argv} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -45,7 +45,7 @@ class Lab:
     def ssh(self, host: str, command: str, check=True, timeout=60) -> subprocess.CompletedProcess:
         ip = self.hosts.get(host) or (self.dns_host[1] if host == self.dns_host[0] else host)
         return run(
-            ["ssh", "-i", str(C.SSH_KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+            ["ssh", "-i", str(C.SSH_KEY), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
              "-o", f"UserKnownHostsFile={C.RUN_DIR / 'ssh' / 'known_hosts'}", "-o", "ConnectTimeout=10",
              f"root@{ip}", command],
             check=check, timeout=timeout,
@@ -96,7 +96,7 @@ class Lab:
 
     def endpoint_ips(self) -> dict[str, set[str]]:
         """Short service name -> the ENI IPs of its interface endpoint."""
-        return {service: ips for service, (ips, _) in self.interface_endpoints().items()}
+        return {service: ips for service, (ips, _dns) in self.interface_endpoints().items()}
 
 
 def read_inventory() -> tuple[dict[str, str], tuple[str, str]]:

@@ -7,6 +7,9 @@ private hosted zone (S3 resolves public), the endpoint security group losing its
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from labtools import C, playbook, stage
 
@@ -103,3 +106,38 @@ def test_unsupported_arch_is_caught_before_any_change(lab, private_path):
         assert _no_agent_anywhere(lab)
     finally:
         lab.fault(host, "arch", "native")
+
+
+def _logins(lab, host) -> int:
+    """Sessions sshd on the host has let in so far (this one included)."""
+    out = lab.ssh(host, "journalctl -u ssh.service --no-pager -o cat | grep -c '^Accepted publickey' || true").stdout
+    return int(out.strip() or 0)
+
+
+def test_a_host_whose_ssh_key_changed_is_sent_nothing(lab, private_path, tmp_path):
+    """The controller knows each host's key (the lab's known_hosts; host key checking is on). When a host answers
+    with another key - a swapped machine, or someone in the path - the run stops for that host before it
+    authenticates, so nothing is sent to it, and says why; the other hosts carry on."""
+    host, *others = sorted(lab.hosts)
+    ip = lab.hosts[host]
+    known = C.RUN_DIR / "ssh" / "known_hosts"
+    saved = known.read_text()
+    before = _logins(lab, host)
+    # The controller now expects another key for the host's address (the same as the host presenting another key).
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    kind, blob = (tmp_path / "other.pub").read_text().split()[:2]
+    kept = "".join(line for line in saved.splitlines(keepends=True) if not line.startswith(f"{ip} "))
+    known.write_text(kept + f"{ip} {kind} {blob}\n")
+    # An SSH master kept open by an earlier run would carry the session past the key check: start without any.
+    for socket in (Path.home() / ".ansible" / "cp").glob("*"):
+        socket.unlink(missing_ok=True)
+    try:
+        result = playbook("preflight.yml")
+    finally:
+        known.write_text(saved)
+    output = result.stdout[-4000:]
+    assert result.rc != 0, output
+    assert result.recap[host]["unreachable"] == 1, output
+    assert "Host key verification failed" in result.stdout, output
+    assert all(result.recap[h]["unreachable"] == 0 and result.recap[h]["failed"] == 0 for h in others), output
+    assert _logins(lab, host) == before + 1, "the run logged in to the host (only the counting session may)"

@@ -123,7 +123,8 @@ def ssh_cmd(ip: str, *remote: str, connect_timeout: int = 3) -> list[str]:
     return [
         "ssh",
         "-i", str(labconst.SSH_KEY),
-        "-o", "StrictHostKeyChecking=no",
+        # write_host_keys recorded the host's key before it booted: every session is checked against it.
+        "-o", "StrictHostKeyChecking=yes",
         "-o", f"UserKnownHostsFile={KNOWN_HOSTS}",
         "-o", "BatchMode=yes",
         "-o", f"ConnectTimeout={connect_timeout}",
@@ -171,9 +172,35 @@ def _boot(host: HostPlan, hdir: Path) -> int:
     return proc.pid
 
 
+def write_host_keys(host: HostPlan, hdir: Path) -> None:
+    """Make the host's SSH host keys here, before it boots, and record them in the lab's known_hosts.
+
+    The controller then knows every host's key from the start: no session trusts a key on first use, and a key
+    that changes afterwards (or an address that answers with another key) is refused. Any earlier entry for the
+    host's address is replaced, so a host made again gets its new keys recorded."""
+    etc_ssh = hdir / "upper" / "etc" / "ssh"
+    etc_ssh.mkdir(parents=True, exist_ok=True)
+    etc_ssh.chmod(0o755)
+    entries = []
+    for key_type in image.HOST_KEY_TYPES:
+        key = etc_ssh / f"ssh_host_{key_type}_key"
+        for old in (key, key.with_name(key.name + ".pub")):
+            old.unlink(missing_ok=True)
+        run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", f"root@{host.name}", "-f", str(key)])
+        key.chmod(0o600)
+        kind, blob = key.with_name(key.name + ".pub").read_text().split()[:2]
+        entries.append(f"{host.ip} {kind} {blob}\n")
+    with _KNOWN_HOSTS_LOCK:
+        kept = [line for line in KNOWN_HOSTS.read_text().splitlines(keepends=True)
+                if line.split(" ", 1)[0] != host.ip] if KNOWN_HOSTS.exists() else []
+        KNOWN_HOSTS.write_text("".join(kept + entries))
+        KNOWN_HOSTS.chmod(0o600)
+
+
 def start_host(host: HostPlan, img: Path, public_key: str) -> int:
     """Prepare, mount and boot one host in the background; return the nspawn pid (also in nspawn.pid)."""
     hdir = write_host_files(host, new_machine_id(), public_key)
+    write_host_keys(host, hdir)
     run(overlay_mount_cmd(img, hdir))
     # nspawn leaves a lock file named after the root's inode; remember it so `down` can remove it.
     st = os.stat(hdir / "root")
@@ -187,34 +214,26 @@ _KNOWN_HOSTS_LOCK = threading.Lock()
 def ssh_ready(ip: str, timeout: float = 5) -> bool:
     """One readiness probe with paramiko: the lab key is accepted and `true` runs as root.
 
-    On success the host's key is recorded in the lab's known_hosts (what the OpenSSH client and
-    Ansible then verify against, StrictHostKeyChecking=accept-new), so no later session races to add it.
+    The host's key must be the one write_host_keys recorded in the lab's known_hosts before it booted (what the
+    OpenSSH client and Ansible verify against too, StrictHostKeyChecking=yes): any other key is refused.
     """
     client = paramiko.SSHClient()
     with _KNOWN_HOSTS_LOCK:
         if KNOWN_HOSTS.exists():
             client.load_host_keys(str(KNOWN_HOSTS))
-    # accept-new, as the OpenSSH client is told: a key already recorded for this IP must match (paramiko raises
-    # BadHostKeyException otherwise); a new IP's key is recorded below.
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - accept-new on the lab's own hosts
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
         client.connect(ip, username="root", key_filename=str(labconst.SSH_KEY), timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout, look_for_keys=False, allow_agent=False)
-        _, stdout, _ = client.exec_command("true", timeout=timeout)
+        _stdin, stdout, _stderr = client.exec_command("true", timeout=timeout)
         if stdout.channel.recv_exit_status() != 0:
             return False
-        key = client.get_transport().get_remote_server_key()
     except paramiko.BadHostKeyException as exc:
         raise OnpremError(f"{ip}: host key differs from the one in {KNOWN_HOSTS}: {exc}") from exc
     except (OSError, EOFError, paramiko.SSHException):
         return False
     finally:
         client.close()
-    with _KNOWN_HOSTS_LOCK:
-        known = paramiko.HostKeys(str(KNOWN_HOSTS)) if KNOWN_HOSTS.exists() else paramiko.HostKeys()
-        if key.get_name() not in (known.lookup(ip) or {}):
-            with open(KNOWN_HOSTS, "a") as fh:
-                fh.write(f"{ip} {key.get_name()} {key.get_base64()}\n")
     return True
 
 
@@ -397,8 +416,3 @@ def set_clock_offset(name: str, seconds: int) -> None:
     ssh(ip, script, timeout=30)
     time.sleep(2)
     log.info("clock of %s: %+d s", name, seconds)
-
-
-def remove_known_host(ip: str) -> None:
-    if KNOWN_HOSTS.exists():
-        run(["ssh-keygen", "-q", "-f", str(KNOWN_HOSTS), "-R", ip], check=False)

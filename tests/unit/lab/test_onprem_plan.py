@@ -136,7 +136,7 @@ def test_host_files_point_hosts_at_the_dns_host_and_the_dns_host_at_itself():
 
 
 def test_machine_ids_are_fresh_and_well_formed():
-    ids = {hosts.new_machine_id() for _ in range(50)}
+    ids = {hosts.new_machine_id() for _i in range(50)}
     assert len(ids) == 50
     for mid in ids:
         hosts.host_files(topology.plan(0)[0], mid, "k")  # raises if malformed
@@ -160,6 +160,35 @@ def test_write_host_files_seeds_upper_layer_with_right_modes(tmp_path):
     assert (upper / "etc").stat().st_mode & 0o777 == 0o755
     assert (hdir / "resolv.conf").read_text() == (upper / "etc/resolv.conf").read_text()
     assert (hdir / "work").is_dir() and (hdir / "root").is_dir()
+
+
+def test_host_keys_are_made_before_boot_and_recorded_for_the_hosts_address(tmp_path, monkeypatch):
+    """The lab knows each host's SSH keys before it boots (no trust on first use); a host made again gets new keys,
+    which replace the old entries of its address, and other hosts' entries stay."""
+    known = tmp_path / "known_hosts"
+    known.write_text("172.16.10.250 ssh-ed25519 AAAAother\n")
+    monkeypatch.setattr(hosts, "KNOWN_HOSTS", known)
+    host = topology.plan(1)[1]
+    hdir = hosts.write_host_files(host, "c" * 32, "ssh-ed25519 AAAA lab", base=tmp_path)
+
+    def recorded():
+        return [line.split() for line in known.read_text().splitlines() if line.startswith(f"{host.ip} ")]
+
+    hosts.write_host_keys(host, hdir)
+    first = recorded()
+    etc_ssh = hdir / "upper" / "etc" / "ssh"
+    for key_type in image.HOST_KEY_TYPES:
+        private = etc_ssh / f"ssh_host_{key_type}_key"
+        assert private.stat().st_mode & 0o777 == 0o600
+        kind, blob = (etc_ssh / f"ssh_host_{key_type}_key.pub").read_text().split()[:2]
+        assert [host.ip, kind, blob] in first
+    assert len(first) == len(image.HOST_KEY_TYPES)
+    assert known.stat().st_mode & 0o777 == 0o600
+
+    hosts.write_host_keys(host, hdir)
+    second = recorded()
+    assert len(second) == len(image.HOST_KEY_TYPES) and not set(map(tuple, first)) & set(map(tuple, second))
+    assert "172.16.10.250 ssh-ed25519 AAAAother" in known.read_text()
 
 
 def test_inotify_capacity_check_names_the_sysctl_and_a_sufficient_value():
