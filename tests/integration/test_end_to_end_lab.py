@@ -78,8 +78,8 @@ def test_site_from_nothing_onboards_every_host(fresh_lab, first_run):
         "Parameter"]["Value"])["code"]
     assert code not in first_run.stdout and code not in first_run.stderr
     # 4. The preflight probed every host once: the SSM Agent phase reused the preflight phase's passed results.
-    probes = first_run.stdout.count("TASK [endpoint_preflight : Probe the endpoints from every host]")
-    assert probes == 1, first_run.stdout.count("TASK [endpoint_preflight : Reuse this run's preflight")
+    probes = first_run.stdout.count("TASK [hybrid.onboard.endpoint_preflight : Probe the endpoints from every host]")
+    assert probes == 1, first_run.stdout.count("TASK [hybrid.onboard.endpoint_preflight : Reuse this run's preflight")
     # 5. Every host Online as exactly one managed instance, with its own IP; both agents running.
     online = {n["IPAddress"]: n for n in lab.nodes() if n["PingStatus"] == "Online"}
     assert set(online) == set(lab.hosts.values()) and len(lab.nodes()) == len(lab.hosts), lab.nodes()
@@ -156,7 +156,10 @@ def test_api_restart_mid_run_fails_clearly_and_a_rerun_completes(fresh_lab, firs
     for association in ssm.list_associations()["Associations"]:
         if association.get("AssociationName") in ASSOCIATIONS:
             ssm.delete_association(AssociationId=association["AssociationId"])
-    created = lambda: lab_api("GET", "/_lab/calls").get("ssm", {}).get("CreateAssociation", 0)  # noqa: E731
+
+    def created():
+        return lab_api("GET", "/_lab/calls").get("ssm", {}).get("CreateAssociation", 0)
+
     baseline = created()
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.update(result=playbook("fleet.yml", timeout=900)))
@@ -168,7 +171,7 @@ def test_api_restart_mid_run_fails_clearly_and_a_rerun_completes(fresh_lab, firs
     result = outcome["result"]
     assert result.rc != 0, result.stdout[-4000:]
     assert "Could not connect to the endpoint URL" in result.stdout, result.stdout[-4000:]
-    wait_until("the API back", lambda: _api_up(), timeout=120)
+    wait_until("the API back", _api_up, timeout=120)
     assert {n["InstanceId"] for n in lab.nodes()} == before  # nothing orphaned, nothing registered twice
     rerun = playbook("fleet.yml", timeout=900)
     assert rerun.rc == 0, rerun.stdout[-4000:]
