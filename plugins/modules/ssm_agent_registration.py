@@ -14,45 +14,43 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: ssm_agent_registration
-short_description: Read or make the SSM Agent's hybrid registration on an on-prem host
+short_description: Register the SSM Agent of an on-prem host with a hybrid activation
 version_added: 0.1.0
 description:
   - Runs on the managed host (Python standard library only).
-  - With O(state=info) (the default) it only reads the registration. "Registered" is decided by the agent's
-    Vault (C(<data_dir>/Vault/Store/RegistrationKey)), never by C(<data_dir>/registration), which the agent keeps
-    after C(amazon-ssm-agent -register -clear) and which can therefore be stale (RV(registration_file_stale)).
-  - With O(state=registered) it registers the host with a hybrid activation, as AWS's procedure does - stop the
-    agent's service, C(amazon-ssm-agent -register -code <code> -id <id> -region <region> -y) - unless the Vault
-    already holds a registration in O(region) (and O(force) is not set). It does not start the service again;
-    the C(ssm_agent) role does that after this module.
+  - Registers the host with a hybrid activation, as AWS's procedure does - stop the agent's service,
+    C(amazon-ssm-agent -register -code <code> -id <id> -region <region> -y) - unless the Vault already holds a
+    registration in O(region) (and O(force) is not set). It does not start the service again; the C(ssm_agent)
+    role does that after this module.
+  - Whether the host is registered is decided by the agent's Vault (C(<data_dir>/Vault/Store/RegistrationKey)),
+    never by C(<data_dir>/registration), which the agent keeps after C(amazon-ssm-agent -register -clear) and
+    which can therefore be stale (RV(registration_file_stale)).
+  - To only read the registration use M(hybrid.onboard.ssm_agent_registration_info). (This module used to read it
+    with C(state=info); the C(state) option is gone and the module always registers.)
   - Registering again gives the host a new C(mi-) id; the old managed instance stays registered in AWS until it
     is deregistered (a warning names it).
   - The activation code never appears in results, messages or warnings - it is removed from the agent's output
     before that output is used - and the Vault's private key is never read into a result.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
-  state:
-    description:
-      - V(info) reads the registration and changes nothing; V(registered) registers the host when needed.
-    type: str
-    choices: [info, registered]
-    default: info
   activation_id:
     description:
-      - ID of the hybrid activation (a UUID, the activation's C(ActivationId)). Required with O(state=registered).
+      - ID of the hybrid activation (a UUID, the activation's C(ActivationId)).
     type: str
+    required: true
   activation_code:
     description:
-      - Code of the hybrid activation (20 to 250 characters). A secret; required with O(state=registered).
+      - Code of the hybrid activation (20 to 250 characters). A secret.
       - It is passed to the agent on its command line (the agent has no other way to take it), so it is visible
         in the host's process list while the agent registers.
     type: str
+    required: true
   region:
     description:
-      - AWS region to register in, e.g. C(eu-west-1). Required with O(state=registered).
-      - With O(state=info) it is not needed; the Vault's region is returned.
+      - AWS region to register in, e.g. C(eu-west-1).
     type: str
+    required: true
   force:
     description:
       - Register again even when the Vault already holds a registration in O(region). The host gets a new
@@ -81,25 +79,22 @@ options:
     type: path
     default: /var/lib/amazon/ssm
 notes:
-  - Supports check mode - O(state=registered) then reports whether it would register, and runs nothing.
+  - Supports check mode - it then reports whether it would register, and runs nothing.
   - Supports diff mode - the instance id and region before and after.
   - Reading the Vault needs root (become).
   - "RV(failure_reason) tells apart why a registration failed: V(exhausted) (the activation's registration
     limit is reached), V(expired), V(invalid) (wrong id or code), V(unreachable) (DNS, TCP, TLS, proxy errors on
     the way to the ssm endpoint) and V(other)."
 seealso:
+  - module: hybrid.onboard.ssm_agent_registration_info
+    description: Reads the registration and changes nothing.
   - module: hybrid.onboard.ssm_activation
   - module: hybrid.onboard.endpoint_probe
 """
 
 EXAMPLES = r"""
-- name: Read the registration
-  hybrid.onboard.ssm_agent_registration:
-  register: ssm_registration
-
 - name: Register the host with the site's activation
   hybrid.onboard.ssm_agent_registration:
-    state: registered
     activation_id: "{{ ssm_agent_activation_id }}"
     activation_code: "{{ ssm_agent_activation_code }}"
     region: eu-west-1
@@ -107,7 +102,6 @@ EXAMPLES = r"""
 
 - name: Register again after a golden image carried another host's Vault
   hybrid.onboard.ssm_agent_registration:
-    state: registered
     activation_id: "{{ ssm_agent_activation_id }}"
     activation_code: "{{ ssm_agent_activation_code }}"
     region: eu-west-1
@@ -171,10 +165,10 @@ installed:
   sample: true
 previous_instance_id:
   description:
-    - With O(state=registered), the managed instance id the Vault held before this run registered the host again;
-      null when the host was not registered before or nothing was registered. It stays registered in AWS until it
-      is deregistered.
-  returned: when O(state=registered)
+    - The managed instance id the Vault held before this run registered the host again (in check mode - would
+      register it again); null when the host was not registered before or nothing was registered. It stays
+      registered in AWS until it is deregistered.
+  returned: success
   type: str
   sample: mi-0fedcba98765432100
 agent_output:
@@ -190,18 +184,18 @@ failure_reason:
   sample: exhausted
 """
 
-import errno
-import json
-import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_registration import (
+    DEFAULT_DATA_DIR,
+    NEEDS_ROOT,
+    UnreadableError,
+    detect,
+    host_registration,
+    vault_path,
+)
 
-SNAP_AGENT = "/snap/amazon-ssm-agent/current/amazon-ssm-agent"
-PACKAGE_AGENT = "/usr/bin/amazon-ssm-agent"
-SNAP_SERVICE = "snap.amazon-ssm-agent.amazon-ssm-agent.service"
-PACKAGE_SERVICE = "amazon-ssm-agent.service"
-DEFAULT_DATA_DIR = "/var/lib/amazon/ssm"
 REDACTED = "<activation code>"
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -270,101 +264,21 @@ def redact(text, secret):
     return text
 
 
-def detect(agent_path=None, service_name=None, snap_agent=SNAP_AGENT):
-    """(agent_path, service_name, snap): the snap's binary when present, else the package's."""
-    if not agent_path:
-        agent_path = snap_agent if os.path.exists(snap_agent) else PACKAGE_AGENT
-    snap = "/snap/" in agent_path
-    if not service_name:
-        service_name = SNAP_SERVICE if snap else PACKAGE_SERVICE
-    return agent_path, service_name, snap
-
-
-class UnreadableError(Exception):
-    """A state file exists but cannot be read (permissions): the result would be a guess."""
-
-
-def read_json(path):
-    """The JSON object in ``path``; None when missing; {"__invalid__": reason} when not a JSON object."""
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except (IOError, OSError) as exc:
-        if getattr(exc, "errno", None) == errno.ENOENT:
-            return None
-        raise UnreadableError("cannot read %s: %s" % (path, getattr(exc, "strerror", None) or exc)) from exc
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        return {"__invalid__": "not JSON (%s)" % exc}
-    if not isinstance(data, dict):
-        return {"__invalid__": "not a JSON object"}
-    return data
-
-
-def read_registration(data_dir):
-    """The registration as the Vault and the registration file say, plus warnings; never the private key."""
-    warnings = []
-    vault_path = os.path.join(data_dir, "Vault", "Store", "RegistrationKey")
-    vault = read_json(vault_path)
-    if vault and "__invalid__" in vault:
-        warnings.append("%s is %s: treated as not registered" % (vault_path, vault["__invalid__"]))
-        vault = None
-    instance_id = (vault or {}).get("instanceID") or None
-    region = ((vault or {}).get("region") or None) if instance_id else None
-
-    file_path = os.path.join(data_dir, "registration")
-    raw = read_json(file_path)
-    registration_file = None
-    stale = False
-    if raw is not None:
-        if "__invalid__" in raw:
-            warnings.append("%s is %s" % (file_path, raw["__invalid__"]))
-            stale = True
-        else:
-            registration_file = {
-                "instance_id": raw.get("ManagedInstanceID") or None,
-                "region": raw.get("Region") or None,
-            }
-            stale = (
-                instance_id is None
-                or registration_file["instance_id"] != instance_id
-                or (region is not None and registration_file["region"] != region)
-            )
-    return {
-        "registered": instance_id is not None,
-        "instance_id": instance_id,
-        "region": region,
-        "registration_file": registration_file,
-        "registration_file_stale": stale,
-    }, warnings
-
-
-def is_executable(path):
-    return os.path.isfile(path) and os.access(path, os.X_OK)
-
-
 class Registration:
     def __init__(self, module):
         self.module = module
         params = module.params
         self.code = params.get("activation_code") or ""
-        self.agent_path, self.service_name, self.snap = detect(params.get("agent_path"), params.get("service_name"))
+        self.agent_path, self.service_name, _snap = detect(params.get("agent_path"), params.get("service_name"))
         self.data_dir = params.get("data_dir") or DEFAULT_DATA_DIR
         self.warnings = []
 
     def state(self):
         try:
-            info, warnings = read_registration(self.data_dir)
+            info, warnings = host_registration(self.data_dir, self.agent_path, self.service_name)
         except UnreadableError as exc:
-            self.fail("%s; reading the agent's Vault needs root: run the task with become: true" % exc)
+            self.fail("%s; %s" % (exc, NEEDS_ROOT))
         self.warnings.extend(warnings)
-        info.update(
-            agent_path=self.agent_path,
-            service_name=self.service_name,
-            snap=self.snap,
-            installed=is_executable(self.agent_path),
-        )
         return info
 
     def fail(self, msg, **extra):
@@ -501,7 +415,7 @@ class Registration:
                 "%s -register reported success but %s holds no registration (data_dir?): %s"
                 % (
                     self.agent_path,
-                    os.path.join(self.data_dir, "Vault", "Store", "RegistrationKey"),
+                    vault_path(self.data_dir),
                     output or "(no output)",
                 ),
                 failure_reason="other",
@@ -521,29 +435,22 @@ class Registration:
             )
         self.exit(True, dict(after, previous_instance_id=previous, agent_output=output), before)
 
-    def run(self):
-        if self.module.params["state"] == "registered":
-            self.register()
-        self.exit(False, self.state())
-
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["info", "registered"], default="info"),
-            activation_id=dict(type="str"),
-            activation_code=dict(type="str", no_log=True),
-            region=dict(type="str"),
+            activation_id=dict(type="str", required=True),
+            activation_code=dict(type="str", required=True, no_log=True),
+            region=dict(type="str", required=True),
             force=dict(type="bool", default=False),
             agent_path=dict(type="path"),
             service_name=dict(type="str"),
             stop_service=dict(type="bool", default=True),
             data_dir=dict(type="path", default=DEFAULT_DATA_DIR),
         ),
-        required_if=[("state", "registered", ("activation_id", "activation_code", "region"))],
         supports_check_mode=True,
     )
-    Registration(module).run()
+    Registration(module).register()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """ssm_agent_registration run as Ansible runs it, with the lab's amazon-ssm-agent stand-in as the agent binary,
-registering for real against the in-process emulator (activations created there with boto3).
+registering for real against the in-process emulator (activations created there with boto3). The registration it
+leaves is read back with ssm_agent_registration_info (tested on its own in test_ssm_agent_registration_info.py).
 
 The stand-in (tests/lab/agents/src/ssm_agent.py) writes its files under ``HYBRID_LAB_AGENT_ROOT`` and talks to
 ``HYBRID_LAB_AGENT_ENDPOINT_URL``; run_module hands the test's environment to the module, which hands it to the
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 MODULE = "ssm_agent_registration"
+INFO = "ssm_agent_registration_info"
 SRC = Path(__file__).resolve().parents[2] / "lab" / "agents" / "src"
 REGION = "eu-west-1"
 SERVICE = "amazon-ssm-agent-test.service"
@@ -55,6 +57,9 @@ class Host:
         base = {"agent_path": str(self.agent), "data_dir": str(self.data_dir), "stop_service": False}
         base.update(extra)
         return base
+
+    def info_args(self):
+        return {"agent_path": str(self.agent), "data_dir": str(self.data_dir)}
 
 
 @pytest.fixture
@@ -146,7 +151,7 @@ def activation(emulator, hybrid_role):
 
 
 def register_args(host, act, **extra):
-    return host.args(state="registered", activation_id=act[0], activation_code=act[1], region=REGION, **extra)
+    return host.args(activation_id=act[0], activation_code=act[1], region=REGION, **extra)
 
 
 def assert_no_secret(result, code, host=None):
@@ -165,34 +170,24 @@ def warnings(result):
     return found
 
 
-INFO_ONLY = {"previous_instance_id", "agent_output", "failure_reason"}
-
-
-# --- info -----------------------------------------------------------------------------------------------------
-
-
-def test_info_on_a_host_that_never_registered(run_module, host, tools):
-    result = run_module(MODULE, host.args())
-    assert result.get("failed") is not True, result
-    assert result["changed"] is False
-    assert result["registered"] is False and result["instance_id"] is None and result["region"] is None
-    assert result["registration_file"] is None and result["registration_file_stale"] is False
-    assert result["installed"] is True and result["agent_path"] == str(host.agent) and result["snap"] is False
-    assert result["service_name"] == "amazon-ssm-agent.service"
-    assert set(result) - tools.STANDARD_KEYS == tools.return_keys(MODULE) - INFO_ONLY
+# --- the registration it leaves, as ssm_agent_registration_info reads it ------------------------------------
 
 
 def test_info_after_clear_sees_the_stale_registration_file(run_module, host, activation):
     act = activation()
     registered = run_module(MODULE, register_args(host, act))
     assert registered["changed"] is True, registered
-    assert run_module(MODULE, host.args())["registration_file_stale"] is False
+    info = run_module(INFO, host.info_args())
+    assert info["changed"] is False and info["registration_file_stale"] is False
+    assert {key: info[key] for key in ("registered", "instance_id", "region", "registration_file")} == {
+        key: registered[key] for key in ("registered", "instance_id", "region", "registration_file")
+    }
 
     cleared = subprocess.run(
-        [str(host.agent), "-register", "-clear"], capture_output=True, text=True, env=os.environ.copy()
+        [str(host.agent), "-register", "-clear"], capture_output=True, text=True, env=os.environ.copy(), check=False
     )
     assert cleared.returncode == 0, cleared.stderr
-    info = run_module(MODULE, host.args())
+    info = run_module(INFO, host.info_args())
     assert info["registered"] is False and info["instance_id"] is None
     assert info["registration_file"] == {"instance_id": registered["instance_id"], "region": REGION}
     assert info["registration_file_stale"] is True
@@ -201,31 +196,6 @@ def test_info_after_clear_sees_the_stale_registration_file(run_module, host, act
     again = run_module(MODULE, register_args(host, act))
     assert again["changed"] is True and again["instance_id"] != registered["instance_id"]
     assert again["registration_file_stale"] is False and again["previous_instance_id"] is None
-
-
-def test_info_with_a_corrupt_vault_is_not_registered_and_warns(run_module, host):
-    host.vault.parent.mkdir(parents=True)
-    host.vault.write_text("{not json")
-    result = run_module(MODULE, host.args())
-    assert result["registered"] is False
-    assert any("RegistrationKey is not JSON" in w for w in warnings(result))
-
-
-def test_info_never_returns_the_private_key(run_module, host):
-    host.vault.parent.mkdir(parents=True)
-    host.vault.write_text(
-        json.dumps(
-            {
-                "instanceID": "mi-0123456789abcdef0",
-                "region": REGION,
-                "privateKey": "MIIEsecretsecret",
-                "privateKeyType": "Rsa",
-            }
-        )
-    )
-    result = run_module(MODULE, host.args())
-    assert result["registered"] is True and result["instance_id"] == "mi-0123456789abcdef0"
-    assert "MIIEsecretsecret" not in json.dumps(result)
 
 
 # --- registering ----------------------------------------------------------------------------------------------
@@ -296,7 +266,7 @@ def test_an_inactive_service_is_not_stopped(run_module, host, activation, system
 
 def test_a_failed_registration_starts_the_stopped_service_again(run_module, host, activation, systemctl):
     systemctl.set_state("active")
-    act_id, _ = activation()
+    act_id, _code = activation()
     result = run_module(
         MODULE, register_args(host, (act_id, "WrongCode-WrongCode-456"), stop_service=True, service_name=SERVICE)
     )
@@ -309,7 +279,7 @@ def test_a_failed_registration_starts_the_stopped_service_again(run_module, host
 
 
 def test_wrong_code_is_invalid(run_module, host, activation):
-    act_id, _ = activation()
+    act_id, _code = activation()
     result = run_module(MODULE, register_args(host, (act_id, "WrongCode-WrongCode-123")))
     assert result["failed"] is True and result["failure_reason"] == "invalid"
     assert f"Registration with activation {act_id} in {REGION} failed (invalid" in result["msg"]
@@ -364,7 +334,7 @@ def test_missing_agent_fails_naming_the_path_but_check_mode_only_warns(run_modul
     checked = run_module(MODULE, register_args(host, act), check=True)
     assert checked["changed"] is True and checked["installed"] is False
     assert any("not installed" in w for w in warnings(checked))
-    assert run_module(MODULE, host.args())["installed"] is False
+    assert run_module(INFO, host.info_args())["installed"] is False
 
 
 def test_the_code_is_redacted_from_the_agents_output(run_module, host, tmp_path):
@@ -376,7 +346,7 @@ def test_the_code_is_redacted_from_the_agents_output(run_module, host, tmp_path)
     act_id = str(uuid.uuid4())
     result = run_module(
         MODULE,
-        host.args(state="registered", activation_id=act_id, activation_code=code, region=REGION, agent_path=str(noisy)),
+        host.args(activation_id=act_id, activation_code=code, region=REGION, agent_path=str(noisy)),
     )
     assert result["failed"] is True and result["failure_reason"] == "other"
     assert code not in json.dumps(result) and code.lower() not in json.dumps(result).lower()
@@ -398,7 +368,7 @@ def test_the_code_is_redacted_from_the_agents_output(run_module, host, tmp_path)
         ),
         (
             {"activation_id": str(uuid.uuid4()), "activation_code": CODE},
-            "state is registered but all of the following are missing: region",
+            "missing required arguments: region",
         ),
         (
             {"activation_id": str(uuid.uuid4()), "activation_code": "short", "region": REGION},
@@ -407,10 +377,19 @@ def test_the_code_is_redacted_from_the_agents_output(run_module, host, tmp_path)
     ],
 )
 def test_bad_input_fails_before_the_agent_runs(run_module, host, args, expected):
-    result = run_module(MODULE, host.args(state="registered", **args))
+    result = run_module(MODULE, host.args(**args))
     assert result["failed"] is True and expected in result["msg"], result["msg"]
     assert "NotAUuidButACode01" not in result["msg"]
     assert not host.vault.exists() and not (host.root / "var/log").exists()  # the agent never ran
+
+
+@pytest.mark.parametrize("state", ["info", "registered"])
+def test_the_state_option_is_gone(run_module, host, activation, state):
+    # Reading is ssm_agent_registration_info's job; this module always registers (CHANGELOG, Unreleased).
+    act = activation()
+    result = run_module(MODULE, register_args(host, act, state=state))
+    assert result["failed"] is True and "Unsupported parameters" in result["msg"] and "state" in result["msg"]
+    assert not host.vault.exists() and activation.registrations(act[0]) == 0
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------------
@@ -419,19 +398,6 @@ def test_bad_input_fails_before_the_agent_runs(run_module, host, args, expected)
 @pytest.fixture
 def mod(plugin):
     return plugin("modules", MODULE)
-
-
-def test_snap_agent_is_preferred_when_present(mod, tmp_path):
-    snap = tmp_path / "snap/amazon-ssm-agent/current/amazon-ssm-agent"
-    assert mod.detect(snap_agent=str(snap)) == ("/usr/bin/amazon-ssm-agent", "amazon-ssm-agent.service", False)
-    snap.parent.mkdir(parents=True)
-    snap.write_text("")
-    assert mod.detect(snap_agent=str(snap)) == (str(snap), "snap.amazon-ssm-agent.amazon-ssm-agent.service", True)
-    assert mod.detect("/opt/agent", "custom.service", snap_agent=str(snap)) == ("/opt/agent", "custom.service", False)
-    assert mod.detect("/snap/amazon-ssm-agent/current/amazon-ssm-agent", snap_agent=str(snap))[1:] == (
-        "snap.amazon-ssm-agent.amazon-ssm-agent.service",
-        True,
-    )
 
 
 @pytest.mark.parametrize(
