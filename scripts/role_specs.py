@@ -2,15 +2,25 @@
 """Keep every role's interface in one place: meta/argument_specs.yml.
 
     role_specs.py check            # fail when a role's argument_specs keys differ from defaults/main.yml,
-                                   # a public variable lacks the role prefix, or a README table is stale
+                                   # a public variable lacks the role prefix, a required input has a default
+                                   # or no description or is read unguarded by a default, or a README table
+                                   # is stale
     role_specs.py readme           # (re)write the variables table of every role README from argument_specs
 
 The README table sits between ``<!-- BEGIN ROLE VARIABLES -->`` and ``<!-- END ROLE VARIABLES -->``.
+
+A required input (``required: true``) is what the caller must give: it has no default, neither in
+defaults/main.yml nor in the spec. Defaults derived from it (``demo_sg: "{{ demo_name | default }}-sg"``) read it
+through ``| default``: Ansible templates every option's value while it checks a role's arguments, and an
+unguarded read of a missing input would stop the role with "'demo_name' is undefined" instead of the check's
+"missing required arguments: demo_name, ..." naming all of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -64,9 +74,20 @@ def readme_with_table(text: str, table: str) -> str:
     block = f"{BEGIN}\n{table}\n{END}"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+        _table, tail = rest.split(END, 1)
         return head + block + tail
     return text.rstrip("\n") + "\n\n## Variables\n\n" + block + "\n"
+
+
+def unguarded_reads(value, names: set[str]) -> list[str]:
+    """The names of ``names`` that a default's text reads without ``| default`` right after them."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    found = set()
+    for name in names:
+        for match in re.finditer(rf"(?<![\w.]){re.escape(name)}(?!\w)", text):
+            if not re.match(r"\s*\|\s*default\b", text[match.end():]):
+                found.add(name)
+    return sorted(found)
 
 
 def check_role(role: Path) -> list[str]:
@@ -80,6 +101,22 @@ def check_role(role: Path) -> list[str]:
     for key in sorted(set(options) - set(defaults)):
         if not (options[key] or {}).get("required"):
             problems.append(f"{role.name}: meta/argument_specs.yml has '{key}' but defaults/main.yml does not")
+    required = {key for key, opt in options.items() if (opt or {}).get("required")}
+    for key in sorted(required):
+        if key in defaults:
+            problems.append(f"{role.name}: required input '{key}' must not be in defaults/main.yml (the caller "
+                            "gives it)")
+        if "default" in (options[key] or {}):
+            problems.append(f"{role.name}: required input '{key}' must not have a default in meta/argument_specs.yml")
+        if not (options[key] or {}).get("description"):
+            problems.append(f"{role.name}: required input '{key}' needs a description in meta/argument_specs.yml")
+    for source, values in (("defaults/main.yml", defaults),
+                           ("meta/argument_specs.yml", {k: (o or {}).get("default") for k, o in options.items()})):
+        for key in sorted(values):
+            for name in unguarded_reads(values[key], required):
+                problems.append(f"{role.name}: {source}: the default of '{key}' reads the required input '{name}' "
+                                f"without | default (a missing '{name}' would stop the argument check as "
+                                f"an undefined variable instead of naming every missing input)")
     for key in sorted(set(defaults) | set(options)):
         if not key.startswith(role.name + "_"):
             problems.append(f"{role.name}: public variable '{key}' must start with '{role.name}_'")

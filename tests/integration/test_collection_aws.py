@@ -62,6 +62,8 @@ def test_the_tarball_holds_the_collection_and_not_the_in_place_link(user_dir):
     assert (manifest["namespace"], manifest["name"], manifest["version"]) == ("hybrid", "onboard", VERSION)
     assert {"amazon.aws", "community.aws"} <= set(manifest["dependencies"])
     assert (root / "meta" / "runtime.yml").is_file() and (root / "roles" / "ssm_agent" / "tasks").is_dir()
+    # The roles' inputs of the collection's own playbooks (`ansible-playbook hybrid.onboard.site`).
+    assert (root / "playbooks" / "group_vars" / "all" / "roles.yml").is_file()
     assert not (root / "collections" / "ansible_collections").exists(), "the in-place link must not be packaged"
 
 
@@ -87,13 +89,16 @@ def test_the_collection_playbooks_run_by_fqcn(user_dir):
 
 
 def test_a_user_playbook_calls_the_roles_by_fqcn_against_aws(user_dir, aws_only):
-    """The identity and activation roles from the installed collection converge in the emulator and rerun clean."""
+    """The identity and activation roles from the installed collection converge in the emulator and rerun clean.
+
+    Given only their own inputs (no site-wide hybrid_* variable): the roles are usable alone."""
     playbook = user_dir / "onboard.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Identity and activation from the installed collection",
         "hosts": "localhost",
         "gather_facts": False,
-        "vars": {"hybrid_name": NAME, "hybrid_region": C.REGION, "ssm_activation_planned_nodes": 2,
+        "vars": {"aws_hybrid_identity_name": NAME, "aws_hybrid_identity_region": C.REGION,
+                 "ssm_activation_name": NAME, "ssm_activation_region": C.REGION, "ssm_activation_planned_nodes": 2,
                  "ansible_python_interpreter": str(BIN / "python")},
         "roles": [{"role": "hybrid.onboard.aws_hybrid_identity"}, {"role": "hybrid.onboard.ssm_activation"}],
     }], sort_keys=False))

@@ -363,11 +363,29 @@ def test_argument_specs_default_is_the_defaults_list():
     assert normalized(spec_default) == normalized(_defaults()["aws_audit_metric_filters"])
 
 
-def test_hybrid_role_default_is_the_identity_phase_role():
-    default = _defaults()["aws_audit_hybrid_role_name"]
+def test_hybrid_role_and_node_log_groups_default_to_the_identity_phases():
     identity = yaml.safe_load((ROOT / "roles" / "aws_hybrid_identity" / "defaults" / "main.yml").read_text())
-    assert _render(default, hybrid_name="dc1") == _render(identity["aws_hybrid_identity_role_name"], hybrid_name="dc1")
-    assert _render(default, hybrid_name="dc1", aws_hybrid_identity_role_name="custom-nodes") == "custom-nodes"
+
+    def identity_default(name):
+        return _render(json.dumps(identity[name]), aws_hybrid_identity_name="dc1")
+
+    assert _render(_defaults()["aws_audit_hybrid_role_name"], aws_audit_name="dc1") == _render(
+        identity["aws_hybrid_identity_role_name"], aws_hybrid_identity_name="dc1")
+    node_log_groups = json.loads(_render(json.dumps(_defaults()["aws_audit_node_log_groups"]), aws_audit_name="dc1"))
+    assert sorted(node_log_groups) == sorted(json.loads(identity_default("aws_hybrid_identity_cw_agent_log_groups"))
+                                             + json.loads(identity_default("aws_hybrid_identity_ssm_log_groups")))
+
+
+def test_the_playbooks_audit_what_the_identity_phase_made():
+    """playbooks/group_vars/all/roles.yml: the identity role's variables when the inventory sets them."""
+    mapped = yaml.safe_load((ROOT / "playbooks" / "group_vars" / "all" / "roles.yml").read_text())
+    role_name = mapped["aws_audit_hybrid_role_name"]
+    assert _render(role_name, hybrid_name="dc1") == "dc1-ssm-hybrid"
+    assert _render(role_name, hybrid_name="dc1", aws_hybrid_identity_role_name="custom-nodes") == "custom-nodes"
+    log_groups = mapped["aws_audit_node_log_groups"]
+    assert _render(log_groups, hybrid_name="dc1") == "['/hybrid-onboard/dc1/*', '/hybrid-onboard/dc1/ssm']"
+    assert _render(log_groups, hybrid_name="dc1", aws_hybrid_identity_cw_agent_log_groups=["/app/*"],
+                   aws_hybrid_identity_ssm_log_groups=[]) == "['/app/*']"
 
 
 # --- the policy templates -----------------------------------------------------------------------------------
@@ -459,7 +477,7 @@ def plan_host_alarms(listed: dict[str, list[dict]], hosts: list[str], paths: lis
     variables = {
         **_defaults(),
         **role_vars,
-        "hybrid_name": "dc1",
+        "aws_audit_name": "dc1",
         "aws_audit_alarm_hosts": hosts,
         "aws_audit_host_alarm_disk_paths": ["/"] if paths is None else paths,
         "__aws_audit_listed": {"results": results},

@@ -16,7 +16,7 @@ ACCOUNT = "111122223333"
 REGION = "eu-central-1"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 SAMPLE = {
-    "hybrid_name": "dc1",
+    "aws_hybrid_identity_name": "dc1",
     "aws_hybrid_identity_region": REGION,
     "aws_hybrid_identity_output_bucket": "dc1-ssm-output",
     "aws_hybrid_identity_output_prefix": "dc1/",

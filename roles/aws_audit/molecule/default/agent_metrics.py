@@ -18,6 +18,9 @@ import boto3
 
 ROOT = Path(os.environ.get("HYBRID_PROJECT_DIR") or Path(__file__).resolve().parents[4])
 sys.path.insert(0, str(ROOT / "tests" / "lab" / "agents" / "src"))
+# The filter imports its siblings by collection path (ansible_collections.hybrid.onboard.plugins...), which the
+# in-place link collections/ansible_collections/hybrid/onboard resolves outside Ansible's own loader too.
+sys.path.insert(0, str(ROOT / "collections"))
 
 import cw_agent  # noqa: E402  (the lab agent stand-in)
 
