@@ -15,7 +15,7 @@ DOCUMENTATION = r"""
 ---
 module: ssm_agent_registration_info
 short_description: Read the SSM Agent's hybrid registration on an on-prem host
-version_added: 2.0.0
+version_added: 1.0.0
 description:
   - Reads, on the managed host, whether the SSM Agent is registered with a hybrid activation, as which managed
     instance and in which region, and which agent binary and systemd unit the host has. It runs no command and
