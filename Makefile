@@ -41,8 +41,12 @@ lint: venv
 	$(BIN)/yamllint --strict .
 	$(BIN)/ruff check .
 	$(PY) scripts/role_specs.py check
+	$(PY) scripts/unused
 	$(BIN)/ansible-playbook --syntax-check -i inventory/lab playbooks/site.yml
 	$(BIN)/ansible-lint --offline --profile production
+# ansible-test sanity (validate-modules, import, pylint, pep8, ...) on a copy of the collection, Python 3.11 only;
+# its test virtualenvs are cached under ~/.ansible/test, so only the first run downloads them.
+	VENV=$(VENV) scripts/sanity
 
 readme: venv
 	$(PY) scripts/role_specs.py readme

@@ -4,8 +4,8 @@
 """Small pure helpers of the network phase's preflight (no netaddr needed, unlike ansible.utils.ipaddr).
 
 - ``invalid_ipv4_cidrs``: the entries of a list that are not IPv4 networks written as ``a.b.c.d/n``
-  (host bits set, a missing prefix length, a hostname, a non-string all count as invalid), so a preflight
-  assert can name exactly the bad values.
+  (host bits set, a missing prefix length, a hostname, a non-string all count as invalid), so a preflight assert
+  can name exactly the bad values.
 - ``ipv4_host_cidrs``: ``['172.16.10.53', '10.1.1.1/32']`` -> ``['172.16.10.53/32', '10.1.1.1/32']``.
 """
 

@@ -5,9 +5,8 @@
 
 Pure functions, used as Jinja filters by the agent roles:
 
-- ``ssm_agent_url``: ``https://s3.<region>.amazonaws.com/amazon-ssm-<region>/<version>/<dir>/amazon-ssm-agent.<pkg>``
-  and its virtual-hosted, endpoint-specific (``bucket.vpce-…``) and mirror forms.
-- ``cw_agent_url``: ``…/amazoncloudwatch-agent-<region>/<os>/<arch>/<version>/amazon-cloudwatch-agent.<pkg>``.
+- ``cw_agent_url``: ``https://s3.<region>.amazonaws.com/amazoncloudwatch-agent-<region>/<os>/<arch>/<version>/``
+  ``amazon-cloudwatch-agent.<pkg>`` and its virtual-hosted, endpoint-specific (``bucket.vpce-…``) and mirror forms.
 - ``s3_endpoint_host``: the ``bucket.vpce-…`` host name from an S3 interface endpoint's DNS entry.
 """
 
@@ -91,15 +90,6 @@ def _url(mode, region, bucket, key, s3_endpoint_dns=None, mirror=None):
     return f"{mirror.rstrip('/')}/{bucket}/{key}"
 
 
-def ssm_agent_url(region, arch="amd64", pkg="deb", version="latest", mode="regional_path",
-                  s3_endpoint_dns=None, mirror=None):
-    """Download URL of the SSM Agent package for one host."""
-    _check_common(region, arch, pkg, version, mode)
-    platform_dir = ("debian_" if pkg == "deb" else "linux_") + arch
-    return _url(mode, region, f"amazon-ssm-{region}", f"{version}/{platform_dir}/amazon-ssm-agent.{pkg}",
-                s3_endpoint_dns, mirror)
-
-
 def cw_agent_url(region, os_dir="debian", arch="amd64", pkg="deb", version="latest", mode="regional_path",
                  s3_endpoint_dns=None, mirror=None):
     """Download URL of the CloudWatch Agent package; there is no debian/arm64 build, ubuntu/arm64 serves it."""
@@ -116,7 +106,6 @@ class FilterModule(object):
 
     def filters(self):
         return {
-            "ssm_agent_url": ssm_agent_url,
             "cw_agent_url": cw_agent_url,
             "s3_endpoint_host": s3_endpoint_host,
             "s3_endpoint_regional_dns": s3_endpoint_regional_dns,

@@ -6,22 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-import hashlib
-import json
-from datetime import datetime, timezone
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by require_aws_sdk() in parse()
-    import botocore
-
-import yaml
-from ansible.errors import AnsibleParserError
-from ansible.module_utils.common.text.converters import to_text
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
-from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
+# Ansible's plugin layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -55,7 +40,7 @@ description:
     C(aws_ssm.yaml) and set C(plugin) to C(hybrid.onboard.ssm_nodes).
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   plugin:
     description: Marks the file as a configuration of this plugin.
@@ -188,6 +173,23 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/hybrid-onboard/inventory
 cache_timeout: 600
 """
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by require_aws_sdk() in parse()
+
+import yaml
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.common.text.converters import to_text
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
+from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
 
 # Hostname sources besides tag:<Key>, and the node field each one reads.
 HOSTNAME_SOURCES = ("computer_name", "ip_address", "instance_id")

@@ -49,7 +49,7 @@ extends_documentation_fragment:
   - amazon.aws.common.plugins
   - amazon.aws.region.plugins
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 """
 
 EXAMPLES = r"""

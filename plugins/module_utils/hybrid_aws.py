@@ -3,12 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared base for hybrid-onboard's AWS modules.
 
-Built on amazon.aws's ``AnsibleAWSModule`` and ``AWSRetry`` (not a re-implementation of either). What
-this adds is the one shape every module of ours follows, so check mode, diff and idempotence work the same in each:
+Built on amazon.aws's ``AnsibleAWSModule`` and ``AWSRetry`` (not a re-implementation of either). Every module
+of ours follows one shape, so check mode, diff and idempotence work the same in each:
 
     describe -> compute the difference -> (check mode: report) -> act -> re-describe -> exit_json
 
-plus the small pieces every module needs for it: a retrying client, a field-by-field difference that
+and this holds the small pieces every module needs for it: a retrying client, a field-by-field difference that
 ignores parameters the user did not set, tag comparison with amazon.aws semantics, and snake-cased
 results with tags as a plain dict and secrets taken out.
 """
@@ -20,7 +20,8 @@ __metaclass__ = type
 import copy
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: F401
+# Imported from here by the modules: the one base class they all share.
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
@@ -123,52 +124,3 @@ def snake_result(resource, secret_keys=(), tag_key="Tags"):
     if tags is not None:
         result["tags"] = tags_from_boto3(tags) if isinstance(tags, list) else dict(tags)
     return result
-
-
-class Converger:
-    """describe -> diff -> act, the same for every resource module.
-
-    ``describe()`` returns the current resource as a dict (or None when it does not exist);
-    ``create(wanted)``, ``update(current, changes)`` and ``delete(current)`` act. In check mode nothing
-    acts; ``run`` reports what would change. The diff shows only fields that change, never secrets.
-    """
-
-    def __init__(self, module, describe, create, update, delete, unordered_keys=(), secret_keys=()):
-        self.module = module
-        self.describe = describe
-        self.create = create
-        self.update = update
-        self.delete = delete
-        self.unordered_keys = tuple(unordered_keys)
-        self.secret_keys = set(secret_keys)
-
-    def run(self, state, wanted):
-        """Return ``(changed, resource_after, diff)``; ``resource_after`` is None when absent."""
-        current = self.describe()
-        check = self.module.check_mode
-        if state == "absent":
-            if current is None:
-                return False, None, {"before": {}, "after": {}}
-            if not check:
-                self.delete(current)
-            return True, None, {"before": redact(current, self.secret_keys), "after": {}}
-        if current is None:
-            if check:
-                return True, None, {"before": {}, "after": redact(_set_only(wanted), self.secret_keys)}
-            self.create(wanted)
-            return True, self.describe(), {"before": {}, "after": redact(_set_only(wanted), self.secret_keys)}
-        changes = changed_fields(current, wanted, self.unordered_keys)
-        if not changes:
-            return False, current, {"before": {}, "after": {}}
-        diff = {
-            "before": redact({k: current.get(k) for k in changes}, self.secret_keys),
-            "after": redact(changes, self.secret_keys),
-        }
-        if check:
-            return True, current, diff
-        self.update(current, changes)
-        return True, self.describe(), diff
-
-
-def _set_only(wanted):
-    return {k: v for k, v in wanted.items() if v is not None}

@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: hybrid-onboard contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Trusting a downloaded package: OpenPGP armor, ``gpgv`` in a throwaway keyring, SHA-256. Shared by
-``package_verify`` (verify only) and ``agent_package`` (download, verify, install).
+"""Trusting a downloaded package: OpenPGP armor, ``gpgv`` in a throwaway keyring, SHA-256. Used by
+``agent_package`` (download, verify, install).
 
-Python standard library only and Python 3.6 syntax: both modules run on managed hosts (RHEL 8's platform
+Python standard library only and Python 3.6 syntax: the module runs on managed hosts (RHEL 8's platform
 Python is 3.6).
 """
 
@@ -35,7 +35,7 @@ def crc24(data):
     crc = 0xB704CE
     for byte in bytearray(data):
         crc ^= byte << 16
-        for _ in range(8):
+        for _bit in range(8):
             crc <<= 1
             if crc & 0x1000000:
                 crc ^= 0x1864CFB

@@ -142,7 +142,7 @@ def dns_problem(name, error=None, outside=None):
 def tcp_problem(name, port, failures):
     """``failures``: [(address, kind)], kind in timeout, refused, unreachable, error."""
     where = ", ".join("%s (%s)" % (address, kind) for address, kind in failures)
-    kinds = set(kind for _, kind in failures)
+    kinds = set(kind for _address, kind in failures)
     if kinds <= {"unreachable"}:
         return problem(
             name, "tcp443", "tcp_no_route", "no route to %s port %s: %s" % (name, port, where),

@@ -281,8 +281,8 @@ def render_json(doc):
 
 def render_text_table(doc):
     """A fixed-width text table (a list of lines, so ``debug: var=`` shows one per line) and the summary line."""
-    headers = [header for header, _ in TEXT_COLUMNS]
-    cells = [[_one_line(cell_text(key, row.get(key))) for _, key in TEXT_COLUMNS] for row in doc["hosts"]]
+    headers = [header for header, _key in TEXT_COLUMNS]
+    cells = [[_one_line(cell_text(key, row.get(key))) for _header, key in TEXT_COLUMNS] for row in doc["hosts"]]
     widths = [max([len(h)] + [len(line[i]) for line in cells]) for i, h in enumerate(headers)]
 
     def fmt(values):
@@ -319,10 +319,10 @@ def render_markdown(doc):
     lines = ["# " + md_escape(doc["title"]), ""]
     lines.append(" · ".join("%s: %s" % (label, md_escape(value)) for label, value in _meta_parts(doc)))
     lines += ["", "**%s**" % summary_line(doc["summary"]), ""]
-    lines.append("| " + " | ".join(header for header, _ in WIDE_COLUMNS) + " |")
-    lines.append("|" + "|".join("---" for _ in WIDE_COLUMNS) + "|")
+    lines.append("| " + " | ".join(header for header, _key in WIDE_COLUMNS) + " |")
+    lines.append("|" + "|".join("---" for _column in WIDE_COLUMNS) + "|")
     for row in doc["hosts"]:
-        lines.append("| " + " | ".join(md_escape(cell_text(key, row.get(key))) for _, key in WIDE_COLUMNS) + " |")
+        lines.append("| " + " | ".join(md_escape(cell_text(key, row.get(key))) for _header, key in WIDE_COLUMNS) + " |")
     failed = [row for row in doc["hosts"] if row["preflight"] == "failed"]
     if failed:
         lines += ["", "## Preflight failures", ""]
@@ -406,11 +406,11 @@ def render_html(doc):
             % (key.replace("_", "-"), summary[key], h(label))
         )
     out += ["</ul>", '<table class="hosts">', "<thead>", "<tr>"]
-    out += ['<th scope="col">%s</th>' % h(header) for header, _ in WIDE_COLUMNS]
+    out += ['<th scope="col">%s</th>' % h(header) for header, _key in WIDE_COLUMNS]
     out += ["</tr>", "</thead>", "<tbody>"]
     for row in doc["hosts"]:
         out.append('<tr class="%s">' % ("onboarded" if row["onboarded"] else "not-onboarded"))
-        out += [_html_cell(key, row) for _, key in WIDE_COLUMNS]
+        out += [_html_cell(key, row) for _header, key in WIDE_COLUMNS]
         out.append("</tr>")
     out += ["</tbody>", "</table>", "</body>", "</html>"]
     return "\n".join(out) + "\n"

@@ -10,12 +10,10 @@ __metaclass__ = type
 try:
     import botocore
 except ImportError:
-    pass  # handled by AnsibleAWSModule
+    pass  # Handled by AnsibleAWSModule
 
 from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import paginate, snake_result, tags_from_boto3
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-
-BOTOCORE_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 class Resolver:
@@ -28,13 +26,13 @@ class Resolver:
     def call(self, msg, method, **kwargs):
         try:
             return getattr(self.client, method)(aws_retry=True, **kwargs)
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg=msg)
 
     def list(self, filters):
         try:
             return paginate(self.client, "list_resolver_endpoints", "ResolverEndpoints", Filters=filters)
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg="Failed to list resolver endpoints")
 
     def find_by_name(self, name):
@@ -51,7 +49,7 @@ class Resolver:
             return self.client.get_resolver_endpoint(aws_retry=True, ResolverEndpointId=endpoint_id)["ResolverEndpoint"]
         except is_boto3_error_code("ResourceNotFoundException"):
             return None
-        except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
             self.module.fail_json_aws(e, msg="Failed to get resolver endpoint %s" % endpoint_id)
 
     def ip_addresses(self, endpoint_id):
@@ -62,13 +60,13 @@ class Resolver:
                 "IpAddresses",
                 ResolverEndpointId=endpoint_id,
             )
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg="Failed to list the addresses of resolver endpoint %s" % endpoint_id)
 
     def tags(self, arn):
         try:
             return tags_from_boto3(paginate(self.client, "list_tags_for_resource", "Tags", ResourceArn=arn))
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg="Failed to list the tags of %s" % arn)
 
     def result(self, endpoint, ips=None, tags=None):

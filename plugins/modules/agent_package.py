@@ -30,7 +30,7 @@ description:
     verification is deleted, so no later run can pick it up, and nothing is installed.
   - C({version}) in O(package_url) and O(download_dir) stands for the version to install.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   name:
     description: The package's name (C(amazon-ssm-agent), C(amazon-cloudwatch-agent)).
@@ -90,8 +90,6 @@ options:
 notes:
   - Supports check mode (reports what it would install or finish, changes nothing).
   - Needs C(gpgv) (or C(gpgv2)) with O(verify=gpg).
-seealso:
-  - module: hybrid.onboard.package_verify
 """
 
 EXAMPLES = r"""
@@ -192,7 +190,7 @@ class Installer:
             argv = ["dpkg-query", "-W", "-f=${db:Status-Abbrev}|${Version}", self.p["name"]]
         else:
             argv = ["rpm", "-q", "--qf", "ii |%{VERSION}", self.p["name"]]
-        rc, out, _ = self.module.run_command(argv, environ_update={"LC_ALL": "C"})
+        rc, out, _err = self.module.run_command(argv, environ_update={"LC_ALL": "C"})
         if rc != 0 or "|" not in out:
             return "", ""
         status, version = out.strip().split("|", 1)
@@ -273,7 +271,7 @@ class Installer:
             if not gpgv:
                 self.fail("gpgv is not installed on this host: install gpgv (Debian/Ubuntu) or gnupg2 (RHEL), or "
                           "verify with sha256. Nothing was installed.")
-            reason, stderr, signer, _, expired = gpg_check(
+            reason, stderr, signer, _uid, expired = gpg_check(
                 self.module.run_command, gpgv, self.key, package + ".sig", package)
             if reason is not None:
                 self.discard(package)
@@ -357,7 +355,7 @@ def main():
             package_url=dict(type="str", required=True),
             download_dir=dict(type="path", required=True),
             verify=dict(type="str", choices=["gpg", "sha256"], default="gpg"),
-            gpg_key_b64=dict(type="str"),
+            gpg_key_b64=dict(type="str", no_log=False),  # a public key, not a secret
             gpg_key=dict(type="path"),
             sha256=dict(type="str"),
             ca_path=dict(type="path"),

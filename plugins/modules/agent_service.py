@@ -27,7 +27,7 @@ description:
   - A unit that died right after starting is started once more, with a warning; one that stays down fails the
     host with C(systemctl status) and the last lines of its journal.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   name:
     description: The systemd unit (C(amazon-ssm-agent.service)).

@@ -7,17 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-import os
-import re
-import time
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
-    import botocore
-
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+# Ansible's module layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -37,7 +27,7 @@ description:
     does not fail because of them, so a play can fail just those hosts.
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   hosts:
     description:
@@ -188,6 +178,18 @@ waited:
   type: float
   sample: 42.3
 """
+
+import os
+import re
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 HOST_DIMENSION = "host"
 HOST_PLACEHOLDER = "{hostname}"

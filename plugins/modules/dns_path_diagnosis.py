@@ -30,7 +30,7 @@ description:
     (C(control_names)); allowing the controller in that group makes the diagnosis exact.
   - Read-only; never reports C(changed) and runs the same in check mode.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 requirements:
   - dnspython >= 2.0 (on the controller)
 options:

@@ -27,7 +27,7 @@ description:
   - Does not fail when a check fails; it returns C(ok), the per-check results and the problems, each with a
     hint, so the caller decides (the C(endpoint_preflight) role fails the host).
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   region:
     description: AWS region; the regional service names are C(<service>.<region>.amazonaws.com).

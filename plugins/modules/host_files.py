@@ -31,7 +31,7 @@ description:
   - O(services) are only read (C(systemctl show)), never changed, so the caller can skip a C(systemd) task for a
     unit that is already active and enabled.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   files:
     description: Files to have with this content.

@@ -31,7 +31,7 @@ description:
     written and C(changed=false); otherwise every requested file is rewritten atomically (temporary file and
     rename) with a new generation time.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   dest:
     description:

@@ -27,7 +27,7 @@ description:
     botocore model), subnets in one VPC and in at least two availability zones, fixed IPs inside their subnet.
   - The C(CreatorRequestId) is derived from I(name), so a retried create does not make a second endpoint.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   name:
     description: Name of the endpoint; the unique key it is found by.
@@ -160,13 +160,18 @@ import hashlib
 import ipaddress
 import time
 
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
 from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
     AnsibleAWSModule,
     aws_client,
     tag_changes,
     tags_to_boto3,
 )
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_route53resolver import BOTOCORE_ERRORS, Resolver
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_route53resolver import Resolver
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 # What AWS applies when an endpoint is created without Protocols (and what older endpoints report as none).
@@ -210,7 +215,7 @@ class Endpoint:
             subnets = ec2.describe_subnets(aws_retry=True, SubnetIds=subnet_ids)["Subnets"]
         except is_boto3_error_code("InvalidSubnetID.NotFound") as e:
             self.fail("ip_addresses: %s" % e.response["Error"]["Message"])
-        except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
             self.module.fail_json_aws(e, msg="Failed to describe the subnets of ip_addresses")
         by_id = {s["SubnetId"]: s for s in subnets}
         vpcs = sorted({s["VpcId"] for s in subnets})
@@ -322,7 +327,7 @@ class Endpoint:
                     "Failed to create resolver endpoint %s: AWS still holds its creator request id %s from an "
                     "earlier one; retry later" % (params["name"], kwargs["CreatorRequestId"])
                 )
-        except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
             self.module.fail_json_aws(e, msg="Failed to create resolver endpoint %s" % params["name"])
         if params["wait"]:
             self.wait(endpoint["Id"])
@@ -427,7 +432,7 @@ class Endpoint:
                 if gone:
                     return
                 status = "missing"
-            except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
                 self.module.fail_json_aws(e, msg="Failed to get resolver endpoint %s" % endpoint_id)
             if not gone and status == "OPERATIONAL":
                 return

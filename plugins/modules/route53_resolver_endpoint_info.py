@@ -20,7 +20,7 @@ description:
     IP addresses and tags. Without criteria, lists all endpoints of the region.
   - Read-only; never reports C(changed) and runs the same in check mode.
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   name:
     description: Endpoint name.
@@ -97,6 +97,7 @@ resolver_endpoints:
 
 from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client
 from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_route53resolver import Resolver
+
 
 def main():
     argument_spec = dict(

@@ -27,7 +27,7 @@ description:
     (two with I(state=absent)).
 version_added: "0.1.0"
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   hosted_zone_id:
     description:
@@ -138,10 +138,10 @@ vpcs:
       sample: eu-west-1
 """
 
-import contextlib  # noqa: E402 - Ansible modules keep DOCUMENTATION first
-
-with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
+try:
     import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
 
 from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
     AnsibleAWSModule,

@@ -7,23 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-import re
-from datetime import datetime, timedelta, timezone
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
-    import botocore
-
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
-    AnsibleAWSModule,
-    aws_client,
-    paginate,
-    snake_result,
-    tag_changes,
-    tags_from_boto3,
-    tags_to_boto3,
-)
+# Ansible's module layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -43,7 +27,7 @@ description:
   - All options are validated before any AWS call.
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   name:
     description:
@@ -220,6 +204,24 @@ deleted_activation_ids:
   type: list
   elements: str
 """
+
+import re
+from datetime import datetime, timedelta, timezone
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
+    AnsibleAWSModule,
+    aws_client,
+    paginate,
+    snake_result,
+    tag_changes,
+    tags_from_boto3,
+    tags_to_boto3,
+)
 
 
 MAX_EXPIRY_HOURS = 30 * 24

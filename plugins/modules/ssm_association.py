@@ -7,16 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-import copy
-import re
-from datetime import datetime
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
-    import botocore
-
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+# Ansible's module layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -44,7 +35,7 @@ description:
   - All options are validated before any AWS call.
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   name:
     description:
@@ -335,6 +326,17 @@ association:
       description: Time of the last successful run, ISO 8601 (null before the first success).
       type: str
 """
+
+import copy
+import re
+from datetime import datetime
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
 
 
 _ASSOCIATION_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")

@@ -7,22 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-import re
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
-    import botocore
-
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
-    AnsibleAWSModule,
-    aws_client,
-    paginate,
-    tag_changes,
-    tags_from_boto3,
-    tags_to_boto3,
-)
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+# Ansible's module layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -48,7 +33,7 @@ description:
     with C(ListTagsForResource), one call per node, as before.
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   instances:
     description:
@@ -149,6 +134,23 @@ instances:
       description: Whether this node was (or in check mode would be) deregistered by this run.
       type: bool
 """
+
+import re
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
+    AnsibleAWSModule,
+    aws_client,
+    paginate,
+    tag_changes,
+    tags_from_boto3,
+    tags_to_boto3,
+)
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 
 INSTANCE_ID = re.compile(r"^mi-[0-9a-f]{17}$")
 RESOURCE_TYPE = "ManagedInstance"

@@ -7,20 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-import re
-from datetime import datetime, timezone
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
-    import botocore
-
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
-    AnsibleAWSModule,
-    aws_client,
-    changed_fields,
-    paginate,
-)
+# Ansible's module layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -37,7 +24,7 @@ description:
   - All options are validated before any AWS call.
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   name:
     description:
@@ -201,6 +188,21 @@ resource_data_sync:
       type: str
 """
 
+import re
+from datetime import datetime, timezone
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
+    AnsibleAWSModule,
+    aws_client,
+    changed_fields,
+    paginate,
+)
+
 SYNC_TYPE = "SyncToDestination"
 _SYNC_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{1,64}$")
 # Bucket names of today are 3-63 lower-case characters; buckets made before 2018 in us-east-1 may be longer and
@@ -309,7 +311,7 @@ def wanted_settings(module):
 def s3_destination(settings):
     """Settings -> the S3Destination of CreateResourceDataSync (empty optional ones left out)."""
     dest = {}
-    for option, api_key, _ in _FIELDS:
+    for option, api_key, _return_key in _FIELDS:
         value = settings.get(option)
         if not value:
             continue
@@ -320,7 +322,7 @@ def s3_destination(settings):
 def settings_view(settings, only=None):
     """Settings as the returned ``s3_destination`` shows them (snake_case, null for none), for the diff."""
     view = {}
-    for option, _, return_key in _FIELDS:
+    for option, _api_key, return_key in _FIELDS:
         if only is not None and option not in only:
             continue
         value = settings.get(option) or None
@@ -467,7 +469,7 @@ def main():
             prefix=dict(type="str"),
             bucket_region=dict(type="str"),
             sync_format=dict(type="str", choices=["JsonSerDe"], default="JsonSerDe"),
-            kms_key_arn=dict(type="str"),
+            kms_key_arn=dict(type="str", no_log=False),  # names the key, holds no key material
             destination_data_sharing=dict(type="dict", options=dict(type=dict(type="str", choices=["Organization"]))),
             recreate=dict(type="bool", default=True),
         ),

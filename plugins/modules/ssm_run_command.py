@@ -7,18 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-import json
-import random
-import re
-import time
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
-    import botocore
-
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+# Ansible's module layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -42,7 +31,7 @@ description:
     when it has to run (for example only for hosts that miss the package).
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   document_name:
     description:
@@ -281,6 +270,19 @@ waited:
   sample: 42.5
 """
 
+import json
+import random
+import re
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import AnsibleAWSModule, aws_client, paginate
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+
 # AWS's limit for InstanceIds in one SendCommand.
 CHUNK = 50
 OUTPUT_LIMIT = 2000
@@ -500,7 +502,7 @@ def _split_outputs(plugins):
     stdout, stderr = [], []
     for plugin in plugins:
         text = plugin.get("Output") or ""
-        out, _, err = text.partition(ERROR_MARKER)
+        out, _marker, err = text.partition(ERROR_MARKER)
         if out:
             stdout.append(out)
         if err:
@@ -607,7 +609,7 @@ def main():
             max_errors=dict(type="str", default="0"),
             timeout_seconds=dict(type="int", default=600),
             output_s3_bucket_name=dict(type="str"),
-            output_s3_key_prefix=dict(type="str"),
+            output_s3_key_prefix=dict(type="str", no_log=False),  # an S3 object key prefix, not a secret
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=900),
             poll_interval=dict(type="int", default=3),

@@ -7,18 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Imports come before the documentation blocks so that ruff's E402 holds; ansible-doc reads them anyway.
-import contextlib
-from datetime import datetime
-
-with contextlib.suppress(ImportError):  # a missing botocore is reported by AnsibleAWSModule
-    import botocore
-
-from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
-    AnsibleAWSModule,
-    aws_client,
-    snake_result,
-)
+# Ansible's module layout: documentation before the imports, botocore optional at import time.
 
 DOCUMENTATION = r"""
 ---
@@ -32,7 +21,7 @@ description:
     back to C(standard) needs 1,000 hybrid nodes or fewer and takes at least 30 minutes in AWS.
 version_added: 0.1.0
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   setting_id:
     description:
@@ -97,6 +86,19 @@ service_setting:
       description: Who changed it last.
       type: str
 """
+
+from datetime import datetime
+
+try:
+    import botocore
+except ImportError:
+    pass  # Handled by AnsibleAWSModule
+
+from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
+    AnsibleAWSModule,
+    aws_client,
+    snake_result,
+)
 
 
 def describe(module, client, setting_id):

@@ -28,7 +28,7 @@ description:
     and at most one per availability zone, security groups in the VPC, the S3 gateway endpoint rule).
   - Unlike M(amazon.aws.ec2_vpc_endpoint), this module sets C(DnsOptions) (amazon.aws issue 1719).
 author:
-  - hybrid-onboard contributors
+  - hybrid-onboard maintainers (@hybrid-onboard)
 options:
   vpc_id:
     description: The VPC holding the endpoints.
@@ -237,7 +237,7 @@ import uuid
 try:
     import botocore
 except ImportError:
-    pass  # handled by AnsibleAWSModule
+    pass  # Handled by AnsibleAWSModule
 
 from ansible.module_utils.common.validation import check_type_bool
 from ansible_collections.hybrid.onboard.plugins.module_utils.hybrid_aws import (
@@ -259,7 +259,6 @@ DNS_OPTION_KEYS = {
     "dns_record_ip_type": "DnsRecordIpType",
     "private_dns_only_for_inbound_resolver_endpoint": "PrivateDnsOnlyForInboundResolverEndpoint",
 }
-BOTOCORE_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 class Names:
@@ -289,7 +288,7 @@ class EndpointSet:
     def call(self, msg, method, **kwargs):
         try:
             return getattr(self.ec2, method)(aws_retry=True, **kwargs)
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg=msg)
 
     def offered_services(self, full_names):
@@ -302,11 +301,11 @@ class EndpointSet:
             )
         except is_boto3_error_code("InvalidServiceName"):
             pass
-        except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
             self.module.fail_json_aws(e, msg="Failed to describe VPC endpoint services")
         try:
             return paginate(self.ec2, "describe_vpc_endpoint_services", "ServiceDetails")
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg="Failed to describe VPC endpoint services")
 
     def describe_endpoints(self, endpoint_ids=None):
@@ -315,7 +314,7 @@ class EndpointSet:
             filters.append({"Name": "vpc-endpoint-id", "Values": list(endpoint_ids)})
         try:
             return paginate(self.ec2, "describe_vpc_endpoints", "VpcEndpoints", Filters=filters)
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg="Failed to describe VPC endpoints of %s" % self.vpc_id)
 
     def live(self, endpoints, endpoint_type):
@@ -347,7 +346,7 @@ class EndpointSet:
                 "NetworkInterfaces",
                 Filters=[{"Name": "network-interface-id", "Values": eni_ids}],
             )
-        except BOTOCORE_ERRORS as e:
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
             self.module.fail_json_aws(e, msg="Failed to describe the endpoint network interfaces")
         return {eni["NetworkInterfaceId"]: eni.get("PrivateIpAddress") for eni in enis}
 
@@ -434,7 +433,7 @@ class EndpointSet:
             subnets = self.ec2.describe_subnets(aws_retry=True, SubnetIds=subnet_ids)["Subnets"]
         except is_boto3_error_code("InvalidSubnetID.NotFound") as e:
             self.fail("subnet_ids: %s" % e.response["Error"]["Message"])
-        except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
             self.module.fail_json_aws(e, msg="Failed to describe subnets")
         zones = {}
         for subnet in subnets:
@@ -469,7 +468,7 @@ class EndpointSet:
             groups = self.ec2.describe_security_groups(aws_retry=True, GroupIds=group_ids)["SecurityGroups"]
         except is_boto3_error_code("InvalidGroup.NotFound") as e:
             self.fail("security_group_ids: %s" % e.response["Error"]["Message"])
-        except BOTOCORE_ERRORS as e:  # pylint: disable=duplicate-except
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:  # pylint: disable=duplicate-except
             self.module.fail_json_aws(e, msg="Failed to describe security groups")
         for group in groups:
             if group.get("VpcId") != self.vpc_id:

@@ -21,8 +21,6 @@ pytestmark = pytest.mark.integration
 SERVICES_PRIVATE_DNS = ("ssm", "ssmmessages", "ec2messages", "logs", "monitoring")
 
 
-
-
 @pytest.fixture(scope="module")
 def manual_site(lab):
     """The AWS side built by hand (endpoints, inbound resolver, role) and bind9 forwarding on dns1."""
@@ -63,7 +61,8 @@ def manual_site(lab):
         f"zone \"amazonaws.com\" {{ type forward; forward only; forwarders {{ {forwarders}; }}; }};\n"
         "EOF\n"
         "named-checkconf && systemctl restart named"))
-    s3_dns = next(e["DnsName"] for e in endpoints["s3"]["DnsEntries"] if e["DnsName"].startswith("*."))
+    s3_dns = next((e["DnsName"] for e in endpoints["s3"]["DnsEntries"] if e["DnsName"].startswith("*.")), None)
+    assert s3_dns, endpoints["s3"]["DnsEntries"]
     s3_host = s3_dns.replace("*.", "bucket.", 1)
     # As on AWS, new endpoints take a moment to serve (here: the lab's VPC side picks them up about once a second,
     # later on a busy machine), and named has just restarted. Whoever follows the procedure waits until a host

@@ -463,8 +463,8 @@ def test_good_input_passes_the_checks(aws_only, inventory, playbook_name):
 def test_report_limited_without_localhost_says_so_and_reads_no_host(aws_only, inventory, tmp_path, limit):
     """`report.yml --limit <hosts>` without localhost cannot write a report (its AWS side and files are a localhost
     play): it says so, with the limit to use instead, before reading any host, and writes nothing."""
-    result, _ = run(aws_only, inventory, "report.yml", {"hybrid_report_dir": str(tmp_path / "report")},
-                    "--limit", limit)
+    result, _out = run(aws_only, inventory, "report.yml", {"hybrid_report_dir": str(tmp_path / "report")},
+                       "--limit", limit)
     output = result.stdout[-3000:] + result.stderr[-1500:]
     assert result.rc == 0, output
     assert f"--limit '{limit},localhost'" in result.stdout, output
@@ -476,8 +476,8 @@ def test_report_limited_without_localhost_says_so_and_reads_no_host(aws_only, in
 def test_report_limited_with_localhost_goes_on_to_read_the_hosts(aws_only, inventory, tmp_path):
     """The same limit with localhost added passes that check and goes on to read the host (unreachable here: the
     lab's test_fleet_lab checks the report such a run writes)."""
-    result, _ = run(aws_only, inventory, "report.yml", {"hybrid_report_dir": str(tmp_path)},
-                    "--limit", "host1,localhost")
+    result, _out = run(aws_only, inventory, "report.yml", {"hybrid_report_dir": str(tmp_path)},
+                       "--limit", "host1,localhost")
     output = result.stdout[-3000:] + result.stderr[-1500:]
     assert "No report is written" not in result.stdout, output
     assert unreachable(result) == ["host1"], output
@@ -498,7 +498,7 @@ def connect_recorder():
     def accept():
         while True:
             try:
-                conn, _ = server.accept()
+                conn, _peer = server.accept()
             except OSError:
                 return
             with conn:

@@ -63,7 +63,7 @@ def test_fleet_associations_run_on_the_hosts_and_sync_lands_in_the_bucket(lab, o
     config = lab.client("config")
     recorder = config.describe_configuration_recorders()["ConfigurationRecorders"][0]
     assert set(recorder["recordingGroup"]["resourceTypes"]) >= {"AWS::SSM::ManagedInstanceInventory",
-                                                                 "AWS::SSM::FileData"}
+                                                                "AWS::SSM::FileData"}
     assert config.describe_configuration_recorder_status()["ConfigurationRecordersStatus"][0]["recording"] is True
 
     check = playbook("fleet.yml", check_mode=True)
@@ -79,7 +79,10 @@ def test_a_failed_association_ends_the_wait_at_once_and_runs_again_on_the_rerun(
     nothing."""
     ready = {"name": "lab-ready-check", "document_name": "AWS-RunShellScript", "schedule_expression": "rate(14 days)",
              "parameters": {"commands": ["test -e /etc/hybrid-lab-ready"]}}
-    extra = lambda item: ("-e", json.dumps({"ssm_fleet_extra_associations": [item]}))  # noqa: E731
+
+    def extra(item):
+        return ("-e", json.dumps({"ssm_fleet_extra_associations": [item]}))
+
     for host in lab.hosts:
         lab.ssh(host, "rm -f /etc/hybrid-lab-ready")
     failed = playbook("fleet.yml", *extra(ready), timeout=500)
@@ -118,7 +121,9 @@ def test_a_node_failing_another_teams_association_is_named_at_once(lab, onboarde
         Targets=[{"Key": "InstanceIds", "Values": [instance_id]}], Parameters={"commands": ["exit 3"]},
     )["AssociationDescription"]["AssociationId"]
     try:
-        overview = lambda: ssm.describe_association(AssociationId=foreign)["AssociationDescription"]["Overview"]  # noqa: E731
+        def overview():
+            return ssm.describe_association(AssociationId=foreign)["AssociationDescription"]["Overview"]
+
         wait_until("the other team's association to fail on the node",
                    lambda: overview().get("AssociationStatusAggregatedCount") == {"Failed": 1}, timeout=120)
         # The wait's timeout is far longer than the run is allowed to take: a wait for a rerun would be killed.

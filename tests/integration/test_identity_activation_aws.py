@@ -179,7 +179,7 @@ def test_exhausted_activation_is_rotated_and_nodes_keep_working(aws_only, hybrid
     ok(run(aws_only, "activation.yml", extra))
     value = stored(aws_only)
     agents = []
-    for _ in range(2):
+    for _run in range(2):
         agent = Agent(aws_only["AWS_ENDPOINT_URL"])
         assert agent.register(value["id"], value["code"])[0] == 200
         agents.append(agent)
@@ -226,7 +226,7 @@ def test_tier_needs_the_acknowledgement(aws_only, hybrid_role):
         assert ssm.get_service_setting(SettingId=tier)["ServiceSetting"]["SettingValue"] == "standard"
 
         switched = ok(run(aws_only, "activation.yml", {"ssm_activation_planned_nodes": 1001,
-                                                        "ssm_activation_advanced_tier_acknowledged": True}))
+                                                       "ssm_activation_advanced_tier_acknowledged": True}))
         assert "Switch the activation tier to advanced" in switched.stdout
         assert ssm.get_service_setting(SettingId=tier)["ServiceSetting"]["SettingValue"] == "advanced"
     finally:

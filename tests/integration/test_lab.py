@@ -16,8 +16,6 @@ from labtools import C, run, wait_until
 pytestmark = pytest.mark.integration
 
 
-
-
 def test_hosts_are_booted_systemd_machines_with_their_own_identity(lab):
     seen_ids = set()
     for name, ip in lab.hosts.items():
@@ -144,9 +142,13 @@ def test_https_through_the_endpoint_reaches_emulator_s3(lab, private_path):
     s3_dns = next(e["DnsName"] for e in s3_endpoint["DnsEntries"] if e["DnsName"].startswith("*."))
     bucket_host = s3_dns.replace("*.", "bucket.", 1)
     url = f"https://{bucket_host}/{C.SSM_AGENT_BUCKET}/latest/VERSION"
+
     # The host trusts the lab CA through its own store (no --cacert, no -k).
-    body = wait_until("the HTTPS front on the S3 endpoint IP", lambda: lab.ssh(
-        host, f"curl -sS --fail --max-time 10 --resolve {bucket_host}:443:{s3_ip} {url}", check=False).stdout.strip())
+    def served_version():
+        return lab.ssh(host, f"curl -sS --fail --max-time 10 --resolve {bucket_host}:443:{s3_ip} {url}",
+                       check=False).stdout.strip()
+
+    body = wait_until("the HTTPS front on the S3 endpoint IP", served_version)
     assert body.count(".") >= 2  # a dotted agent version
 
 

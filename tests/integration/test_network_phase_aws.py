@@ -186,7 +186,7 @@ def test_first_run_builds_the_network(aws, run):
     assert resolver["SecurityGroupIds"] == [dns_sg["GroupId"]]
     assert sorted((p["IpProtocol"], p["FromPort"], [r["CidrIp"] for r in p["IpRanges"]])
                   for p in dns_sg["IpPermissions"]) == [("tcp", 53, [f"{DNS_SERVER}/32"]),
-                                                         ("udp", 53, [f"{DNS_SERVER}/32"])]
+                                                        ("udp", 53, [f"{DNS_SERVER}/32"])]
 
     (zone,) = s3_zones(aws)
     records = aws("route53").list_resource_record_sets(HostedZoneId=zone["HostedZoneId"])["ResourceRecordSets"]

@@ -111,7 +111,7 @@ def test_forced_reregistration_leaves_one_mi_per_host_and_never_shows_the_code(l
 def test_activation_rotated_when_it_runs_out(lab, site):
     # An activation with a single registration left, as if other jobs had used it up.
     small = playbook("activation.yml", extra_vars={"ssm_activation_registration_limit": 1,
-                                                    "ssm_activation_force_rotate": True})
+                                                   "ssm_activation_force_rotate": True})
     assert small.rc == 0, small.stdout[-3000:]
     first = activation(lab)["id"]
     result = playbook("ssm_agent.yml", extra_vars={"ssm_agent_force_reregister": True})

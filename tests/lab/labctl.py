@@ -139,7 +139,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     log("starting the VPC side (endpoint IPs, HTTPS front, Resolver inbound stand-in)")
     start_process("vpcside", [PYTHON, "-m", "vpcside"])
-    wait_for("the VPC side", lambda: (C.RUN_DIR / "vpcside.json").exists(), 30)
+    wait_for("the VPC side", (C.RUN_DIR / "vpcside.json").exists, 30)
 
     write_inventory(booted)
     (C.RUN_DIR / "env.sh").write_text("\n".join(env_lines()) + "\n")

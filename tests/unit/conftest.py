@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import plugin_loader  # noqa: F401 - puts the collection on sys.path
+import plugin_loader  # noqa: F401 - puts the collection on sys.path  # pylint: disable=unused-import
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,30 +10,30 @@ urls = load_plugin("filter", "hybrid_urls")
 VPCE = "*.vpce-0123abcd-4567efgh.s3.eu-west-1.vpce.amazonaws.com"
 
 
-def test_ssm_regional_path_default():
-    assert urls.ssm_agent_url("eu-west-1") == (
-        "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/debian_amd64/amazon-ssm-agent.deb"
-    )
+CW = "https://s3.eu-west-1.amazonaws.com/amazoncloudwatch-agent-eu-west-1"
+KEY = "debian/amd64/latest/amazon-cloudwatch-agent.deb"
+
+
+def test_cw_regional_path_default():
+    assert urls.cw_agent_url("eu-west-1") == f"{CW}/{KEY}"
 
 
 @pytest.mark.parametrize(
     "kwargs, expected",
     [
-        ({"arch": "arm64"}, "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/debian_arm64/amazon-ssm-agent.deb"),
-        ({"pkg": "rpm"}, "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/linux_amd64/amazon-ssm-agent.rpm"),
-        ({"version": "3.3.1142.0"},
-         "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/3.3.1142.0/debian_amd64/amazon-ssm-agent.deb"),
+        ({"arch": "arm64", "os_dir": "ubuntu"}, f"{CW}/ubuntu/arm64/latest/amazon-cloudwatch-agent.deb"),
+        ({"os_dir": "redhat", "pkg": "rpm"}, f"{CW}/redhat/amd64/latest/amazon-cloudwatch-agent.rpm"),
+        ({"version": "1.300057.1"}, f"{CW}/debian/amd64/1.300057.1/amazon-cloudwatch-agent.deb"),
         ({"mode": "regional_virtual"},
-         "https://amazon-ssm-eu-west-1.s3.eu-west-1.amazonaws.com/latest/debian_amd64/amazon-ssm-agent.deb"),
+         f"https://amazoncloudwatch-agent-eu-west-1.s3.eu-west-1.amazonaws.com/{KEY}"),
         ({"mode": "endpoint", "s3_endpoint_dns": VPCE},
-         "https://bucket.vpce-0123abcd-4567efgh.s3.eu-west-1.vpce.amazonaws.com/amazon-ssm-eu-west-1/latest/"
-         "debian_amd64/amazon-ssm-agent.deb"),
+         f"https://bucket.vpce-0123abcd-4567efgh.s3.eu-west-1.vpce.amazonaws.com/amazoncloudwatch-agent-eu-west-1/{KEY}"),
         ({"mode": "mirror", "mirror": "https://repo.dc1.example/aws/"},
-         "https://repo.dc1.example/aws/amazon-ssm-eu-west-1/latest/debian_amd64/amazon-ssm-agent.deb"),
+         f"https://repo.dc1.example/aws/amazoncloudwatch-agent-eu-west-1/{KEY}"),
     ],
 )
-def test_ssm_modes(kwargs, expected):
-    assert urls.ssm_agent_url("eu-west-1", **kwargs) == expected
+def test_cw_modes(kwargs, expected):
+    assert urls.cw_agent_url("eu-west-1", **kwargs) == expected
 
 
 def test_cw_debian_arm64_uses_ubuntu_build():
@@ -48,7 +48,6 @@ def test_cw_debian_arm64_uses_ubuntu_build():
 
 def test_no_global_s3_urls():
     for mode in ("regional_path", "regional_virtual"):
-        assert "//s3.amazonaws.com" not in urls.ssm_agent_url("us-east-1", mode=mode)
         assert "//s3.amazonaws.com" not in urls.cw_agent_url("us-east-1", mode=mode)
 
 
@@ -58,6 +57,7 @@ def test_no_global_s3_urls():
         ({"region": "eu-west"}, "region"),
         ({"region": "eu-west-1", "arch": "386x"}, "arch"),
         ({"region": "eu-west-1", "pkg": "tgz"}, "pkg"),
+        ({"region": "eu-west-1", "os_dir": "windows"}, "os_dir"),
         ({"region": "eu-west-1", "version": "newest"}, "version"),
         ({"region": "eu-west-1", "mode": "global"}, "mode"),
         ({"region": "eu-west-1", "mode": "endpoint"}, "s3_endpoint_dns"),
@@ -67,12 +67,12 @@ def test_no_global_s3_urls():
 )
 def test_bad_input_names_the_argument(kwargs, word):
     with pytest.raises(AnsibleFilterError, match=word):
-        urls.ssm_agent_url(**kwargs)
+        urls.cw_agent_url(**kwargs)
 
 
 def test_filter_module_exports():
     assert set(urls.FilterModule().filters()) == {
-        "ssm_agent_url", "cw_agent_url", "s3_endpoint_host", "s3_endpoint_regional_dns"}
+        "cw_agent_url", "s3_endpoint_host", "s3_endpoint_regional_dns"}
 
 
 def s3_endpoint(endpoint_id, state="available", kind="Interface", zonal_first=True):
@@ -101,6 +101,6 @@ def test_s3_endpoint_regional_dns_picks_the_regional_name_of_a_usable_interface_
 
 def test_region_is_checked_by_the_one_aws_region_definition():
     # plugins/test/aws_region.py: two-digit suffixes are regions, a trailing newline is not.
-    assert urls.ssm_agent_url("ap-southeast-12").startswith("https://s3.ap-southeast-12.amazonaws.com/")
+    assert urls.cw_agent_url("ap-southeast-12").startswith("https://s3.ap-southeast-12.amazonaws.com/")
     with pytest.raises(AnsibleFilterError, match="region must look like"):
-        urls.ssm_agent_url("eu-west-1\n")
+        urls.cw_agent_url("eu-west-1\n")

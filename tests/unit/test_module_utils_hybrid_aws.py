@@ -1,4 +1,4 @@
-"""Unit tests for plugins/module_utils/hybrid_aws.py: the describe->diff->act base of our modules."""
+"""Unit tests for plugins/module_utils/hybrid_aws.py: the shared pieces of our AWS modules."""
 
 from __future__ import annotations
 
@@ -65,74 +65,6 @@ def test_snake_result_converts_keys_keeps_tag_values_and_drops_secrets():
 def test_redact_is_deep():
     data = {"a": [{"Secret": 1, "b": 2}], "Secret": 3}
     assert hybrid_aws.redact(data, {"Secret"}) == {"a": [{"b": 2}]}
-
-
-class FakeModule:
-    """Only what Converger reads from a module: its check_mode flag."""
-
-    def __init__(self, check_mode):
-        self.check_mode = check_mode
-
-
-class Store:
-    """An in-memory resource standing in for one AWS resource, recording what was done to it."""
-
-    def __init__(self, resource=None):
-        self.resource = resource
-        self.actions = []
-
-    def describe(self):
-        return None if self.resource is None else dict(self.resource)
-
-    def create(self, wanted):
-        self.actions.append("create")
-        self.resource = {k: v for k, v in wanted.items() if v is not None}
-
-    def update(self, current, changes):
-        self.actions.append(("update", sorted(changes)))
-        self.resource.update(changes)
-
-    def delete(self, current):
-        self.actions.append("delete")
-        self.resource = None
-
-    def converger(self, check_mode, **kw):
-        return hybrid_aws.Converger(
-            FakeModule(check_mode), self.describe, self.create, self.update, self.delete, **kw
-        )
-
-
-def test_converger_four_step_pattern():
-    store = Store()
-    wanted = {"Name": "n", "Limit": 5, "Unset": None}
-    changed, after, diff = store.converger(True).run("present", wanted)
-    assert changed and after is None and store.actions == []
-    assert diff["after"] == {"Name": "n", "Limit": 5}
-    changed, after, _ = store.converger(False).run("present", wanted)
-    assert changed and after == {"Name": "n", "Limit": 5} and store.actions == ["create"]
-    changed, after, _ = store.converger(True).run("present", wanted)
-    assert not changed
-    changed, after, _ = store.converger(False).run("present", wanted)
-    assert not changed and store.actions == ["create"]
-
-
-def test_converger_update_reports_only_changed_fields_and_hides_secrets():
-    store = Store({"Name": "n", "Limit": 5, "Code": "old"})
-    conv = store.converger(False, secret_keys=("Code",))
-    changed, after, diff = conv.run("present", {"Name": "n", "Limit": 7, "Code": "new"})
-    assert changed and after["Limit"] == 7
-    assert diff == {"before": {"Limit": 5}, "after": {"Limit": 7}}
-    assert store.actions == [("update", ["Code", "Limit"])]
-
-
-def test_converger_absent():
-    store = Store({"Name": "n"})
-    changed, after, _ = store.converger(True).run("absent", {})
-    assert changed and store.resource is not None
-    changed, after, _ = store.converger(False).run("absent", {})
-    assert changed and after is None and store.resource is None
-    changed, _, _ = store.converger(False).run("absent", {})
-    assert not changed and store.actions == ["delete"]
 
 
 def test_retry_decorator_retries_throttling_then_succeeds():

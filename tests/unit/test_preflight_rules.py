@@ -17,8 +17,8 @@ def hop(server, role, status, addresses=()):
     return {"server": server, "role": role, "status": status, "addresses": list(addresses)}
 
 
-INBOUND_PRIVATE = [hop("10.0.1.53", "inbound", "answer", ["10.0.1.10"]), hop("10.0.2.53", "inbound", "answer",
-                                                                               ["10.0.1.10"])]
+INBOUND_PRIVATE = [hop("10.0.1.53", "inbound", "answer", ["10.0.1.10"]),
+                   hop("10.0.2.53", "inbound", "answer", ["10.0.1.10"])]
 INBOUND_SILENT = [hop("10.0.1.53", "inbound", "timeout"), hop("10.0.2.53", "inbound", "timeout")]
 
 

@@ -272,8 +272,8 @@ def test_markdown_keeps_underscores_inside_words():
 def test_text_table_is_fixed_width():
     lines = report.render_text_table(make())
     header, rule, *rows, summary = lines
-    assert header.split(" | ")[0].strip() == "host" and header.endswith("onboarded")
-    assert [h.strip() for h in header.split(" | ")] == [h for h, _ in report.TEXT_COLUMNS]
+    assert header.split(" | ", maxsplit=1)[0].strip() == "host" and header.endswith("onboarded")
+    assert [h.strip() for h in header.split(" | ")] == [h for h, _key in report.TEXT_COLUMNS]
     positions = [m.start() for m in re.finditer(r"-\+-", rule)]
     for line in [header, *rows]:
         assert [m.start() for m in re.finditer(r" \| ", line)] == positions, line

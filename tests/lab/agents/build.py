@@ -280,7 +280,7 @@ def build_deb(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
             os.chmod(path, mode)
-        size_kib = sum((len(c) + 1023) // 1024 for c, _ in files.values())
+        size_kib = sum((len(c) + 1023) // 1024 for c, _mode in files.values())
         debian = root / "DEBIAN"
         debian.mkdir(parents=True)
         fields = dict(control)

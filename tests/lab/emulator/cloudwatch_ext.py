@@ -27,7 +27,7 @@ def filtered_metrics(backend, metric_name, namespace, dimensions):
         identity = (datum.namespace, datum.name, pairs)
         if identity in found:
             continue
-        names = {name for name, _ in pairs}
+        names = {name for name, _value in pairs}
         if all((name, value) in pairs if value is not None else name in names for name, value in wanted):
             found[identity] = datum
     return list(found.values())

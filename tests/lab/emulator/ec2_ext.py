@@ -315,7 +315,7 @@ def create_vpc_endpoint(
         default_group = self.get_default_security_group(vpc_id)
         if default_group is not None:
             endpoint.security_group_ids = [default_group.id]
-    endpoint.dns_suffix = "".join(random.choice(_ALNUM) for _ in range(8))
+    endpoint.dns_suffix = "".join(random.choice(_ALNUM) for _i in range(8))
     endpoint.dns_options = options
     endpoint.ip_address_type = ip_address_type or "ipv4"
     endpoint.requester_managed = False

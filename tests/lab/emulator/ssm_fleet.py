@@ -87,7 +87,7 @@ def create_activation(st: c.SsmState, p: dict[str, Any]) -> dict[str, Any]:
     alphabet = string.ascii_letters + string.digits
     act = c.Activation(
         activation_id=str(uuid.uuid4()),
-        code="".join(secrets.choice(alphabet) for _ in range(20)),
+        code="".join(secrets.choice(alphabet) for _i in range(20)),
         description=description,
         default_instance_name=default_name,
         iam_role=p["IamRole"],

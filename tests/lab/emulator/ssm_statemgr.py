@@ -732,7 +732,7 @@ def get_inventory(st: c.SsmState, p: dict[str, Any]) -> dict[str, Any]:
         ok = True
         for flt in filters:
             key = flt.get("Key", "")
-            type_name, _, attr = key.rpartition(".")
+            type_name, _dot, attr = key.rpartition(".")
             if not type_name:
                 raise c.SsmError("InvalidFilter", f"Filter key {key} must be TypeName.Attribute.")
             _check_type_name(type_name)

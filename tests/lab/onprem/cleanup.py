@@ -111,7 +111,7 @@ def _kill_namespace_residents(inodes: set[int]) -> None:
     """SIGKILL whatever still lives in a lab namespace (e.g. a container whose nspawn was killed:
     its systemd keeps running, orphaned, until its PID namespace's init dies)."""
     mine = own_lineage()
-    for _ in range(3):
+    for _attempt in range(3):
         residents = [p.pid for p in processes() if p.netns in inodes and p.pid not in mine]
         if not residents:
             return

@@ -151,7 +151,7 @@ def mounts_under(prefix: Path, points: Sequence[str] | None = None) -> list[str]
 def unmount_under(prefix: Path) -> list[str]:
     """Unmount everything at or below `prefix` (lazily, so a busy mount cannot block cleanup)."""
     done = []
-    for _ in range(5):  # stacked mounts on one point need one umount each
+    for _mount in range(5):  # stacked mounts on one point need one umount each
         points = mounts_under(prefix)
         if not points:
             break

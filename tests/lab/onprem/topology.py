@@ -125,7 +125,7 @@ def commands(hosts: list[HostPlan]) -> list[list[str]]:
 def _check_no_clash() -> None:
     # If the machine itself already routes the lab's ranges, adding ours would shadow real traffic.
     for cidr in (labconst.ONPREM_CIDR, labconst.VPC_CIDR):
-        out = run(["ip", "-o", "route", "show", "to", "match", cidr.split("/")[0]]).stdout
+        out = run(["ip", "-o", "route", "show", "to", "match", cidr.split("/", maxsplit=1)[0]]).stdout
         for line in out.splitlines():
             if not line.startswith("default") and "holab-" not in line:
                 raise OnpremError(f"the machine already routes {cidr} ({line.strip()}); the lab would clash")

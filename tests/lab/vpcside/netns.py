@@ -116,7 +116,7 @@ class NetnsExecutor:
 
 def _ip(netns: str, *args: str) -> str:
     cmd = ["ip", "-n", netns, *args]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"`{' '.join(cmd)}` failed: {result.stderr.strip() or result.returncode}")
     return result.stdout

@@ -122,9 +122,9 @@ def _gpg_verify(pubkey: Path, sig: Path, data: Path, home: Path) -> subprocess.C
     base = ["gpg", "--homedir", str(home), "--batch", "--no-tty"]
     subprocess.run([*base, "--import", str(pubkey)], capture_output=True, check=True)
     try:
-        return subprocess.run([*base, "--verify", str(sig), str(data)], capture_output=True, text=True)
+        return subprocess.run([*base, "--verify", str(sig), str(data)], capture_output=True, text=True, check=False)
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)
 
 
 def test_signatures_verify_with_exported_key(built, tmp_path):

@@ -91,7 +91,7 @@ def _ctl(root, *args, env=None):
         capture_output=True,
         text=True,
         env=full,
-        timeout=30,
+        timeout=30, check=False,
     )
 
 

@@ -55,7 +55,7 @@ def _run(root, *args, stdin="", endpoint=None, extra_env=None):
         env["HYBRID_LAB_AGENT_ENDPOINT_URL"] = endpoint
     env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, AGENT, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, AGENT, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False
     )
 
 
@@ -130,13 +130,13 @@ def emulator():
 
 @pytest.fixture
 def activation(emulator):
-    _, ssm = emulator
+    _handle, ssm = emulator
     act = ssm.create_activation(IamRole="HybridLabAgentTest", RegistrationLimit=10)
     return act["ActivationId"], act["ActivationCode"]
 
 
 def _register(root, emulator, activation, *extra, stdin=""):
-    handle, _ = emulator
+    handle, _ssm = emulator
     act_id, code = activation
     return _run(
         root,
@@ -170,13 +170,13 @@ def test_register_writes_vault_and_registration_file(tmp_path, emulator, activat
     reg = json.loads((tmp_path / "var/lib/amazon/ssm/registration").read_text())
     assert reg == {"ManagedInstanceID": key["instanceID"], "Region": REGION}
     assert f"Managed instance-id: {key['instanceID']}" in out.stdout
-    _, ssm = emulator
+    _handle, ssm = emulator
     ids = [i["InstanceId"] for i in ssm.describe_instance_information()["InstanceInformationList"]]
     assert key["instanceID"] in ids
 
 
 def test_invalid_activation_is_reported(tmp_path, emulator, activation):
-    act_id, _ = activation
+    act_id, _code = activation
     out = _register(tmp_path, emulator, (act_id, "wrong-code"), "-y")
     assert out.returncode == 1
     assert "Registration failed due to error registering the instance with AWS SSM." in out.stdout

@@ -86,9 +86,9 @@ def test_cli_exit_codes(tmp_path):
     )
     bad.write_text(json.dumps({"logs": {"logs_collected": {"files": {"collect_list": []}}}}))
     cmd = [sys.executable, str(SRC / "cw_translator.py"), "--schema", str(VENDOR / "schema.json"), "--input"]
-    ok = subprocess.run([*cmd, str(good)], capture_output=True, text=True)
+    ok = subprocess.run([*cmd, str(good)], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stderr
-    ko = subprocess.run([*cmd, str(bad)], capture_output=True, text=True)
+    ko = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, check=False)
     assert ko.returncode == 1
     assert (
         "Under path : /logs/logs_collected/files/collect_list | Error : Array must have at least 1 items"

@@ -223,7 +223,7 @@ def test_counter_is_thread_safe() -> None:
 
     counter = CallCounter()
     threads = [
-        threading.Thread(target=lambda: [counter.record("ssm", "X") for _ in range(1000)]) for _ in range(8)
+        threading.Thread(target=lambda: [counter.record("ssm", "X") for _record in range(1000)]) for _thread in range(8)
     ]
     for thread in threads:
         thread.start()
@@ -322,7 +322,7 @@ def test_partial_throttling_is_absorbed_by_retries_and_deterministic(emulator, f
         with emulator.faults(throttle_rate=0.5, seed=42):
             return [
                 ec2.describe_vpcs(VpcIds=[labconst.VPC_ID])["ResponseMetadata"]["RetryAttempts"]
-                for _ in range(12)
+                for _i in range(12)
             ]
 
     first, second = run(), run()
@@ -701,7 +701,7 @@ def test_vpc_association_authorization_across_accounts(emulator) -> None:
     owner_ec2, owner_r53 = emulator.client("ec2"), emulator.client("route53")
     other_ec2 = emulator.client("ec2", account_id=OTHER_ACCOUNT)
     other_r53 = emulator.client("route53", account_id=OTHER_ACCOUNT)
-    home_vpc, _ = _new_vpc(owner_ec2, "10.39.0.0/16")
+    home_vpc, _home_subnet = _new_vpc(owner_ec2, "10.39.0.0/16")
     foreign_vpc = other_ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
     unauthorized_vpc = other_ec2.create_vpc(CidrBlock="10.41.0.0/16")["Vpc"]["VpcId"]
     zone_id = owner_r53.create_hosted_zone(
@@ -810,7 +810,7 @@ def test_cli_server_with_aws_cli(tmp_path) -> None:
                 env=cli_env,
                 capture_output=True,
                 text=True,
-                timeout=60,
+                timeout=60, check=False,
             )
             assert done.returncode == 0, done.stderr
             return json.loads(done.stdout)

@@ -288,7 +288,7 @@ def test_create_activation_accepts_the_bounds(ssm, role) -> None:
 def test_describe_activations_filters_and_paginates(ssm, role) -> None:
     ids = [
         ssm.create_activation(IamRole=role, DefaultInstanceName=f"page-{role}")["ActivationId"]
-        for _ in range(3)
+        for _i in range(3)
     ]
     flt = [{"FilterKey": "DefaultInstanceName", "FilterValues": [f"page-{role}"]}]
     first = ssm.describe_activations(Filters=flt, MaxResults=2)
@@ -510,7 +510,7 @@ def test_heartbeat_needs_the_nodes_own_credentials(emulator, activation) -> None
 
 def test_describe_instance_information_filters_and_pagination(emulator, ssm, role) -> None:
     made = ssm.create_activation(IamRole=role, RegistrationLimit=10)
-    agents = [_online_agent(emulator, made) for _ in range(6)]
+    agents = [_online_agent(emulator, made) for _i in range(6)]
     ids = [a.instance_id for a in agents]
     ssm.add_tags_to_resource(
         ResourceType="ManagedInstance", ResourceId=ids[0], Tags=[{"Key": "Tier", "Value": "db"}]
@@ -620,8 +620,8 @@ def test_standard_tier_caps_at_1000_nodes_and_blocks_downgrade(emulator) -> None
         ],
     }
     iam.create_role(RoleName="tier-role", AssumeRolePolicyDocument=json.dumps(trust))
-    acts = [ssm.create_activation(IamRole="tier-role", RegistrationLimit=1000) for _ in range(2)]
-    for _ in range(1000):
+    acts = [ssm.create_activation(IamRole="tier-role", RegistrationLimit=1000) for _i in range(2)]
+    for _i in range(1000):
         assert Agent(emulator.url).register(acts[0]["ActivationId"], acts[0]["ActivationCode"])[0] == 200
     status, answer = Agent(emulator.url).register(acts[1]["ActivationId"], acts[1]["ActivationCode"])
     assert status == 400 and "standard-tier limit" in answer["message"]
@@ -708,7 +708,7 @@ def test_run_command_round_trip(emulator, ssm, activation) -> None:
 
 
 def test_run_command_failure_and_targets_by_tag(emulator, ssm, activation) -> None:
-    agents = [_online_agent(emulator, activation) for _ in range(2)]
+    agents = [_online_agent(emulator, activation) for _i in range(2)]
     tag = uuid.uuid4().hex[:8]
     for agent in agents:
         ssm.add_tags_to_resource(
@@ -969,7 +969,6 @@ def test_association_runs_on_the_node_and_reports_status(emulator, ssm, activati
     # Not run again before its schedule / a new version.
     assert [m for m in agent.get_messages() if assoc["AssociationId"] in m["Payload"]] == []
     ssm.delete_association(AssociationId=assoc["AssociationId"])
-
 
 
 def test_start_associations_once_runs_a_failed_association_again(emulator, ssm, activation) -> None:

@@ -19,7 +19,7 @@ def nodes(emulator, ssm, role):
     """Three nodes registered as the agent does, with a fresh activation and role."""
     act = ssm.create_activation(IamRole=role, RegistrationLimit=3)
     ids = []
-    for _ in range(3):
+    for _i in range(3):
         agent = Agent(emulator.url)
         assert agent.register(act["ActivationId"], act["ActivationCode"])[0] == 200
         ids.append(agent.instance_id)

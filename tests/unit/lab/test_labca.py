@@ -80,7 +80,7 @@ def test_leaf_verifies_against_ca(tmp_path: Path) -> None:
         tmp_path, ["ssm.eu-west-1.amazonaws.com"], "ssm.eu-west-1.amazonaws.com", tmp_path / "ca"
     )
     assert ("DNS", "ssm.eu-west-1.amazonaws.com") in peer["subjectAltName"]
-    ca_cert, _ = labca.load_ca(tmp_path / "ca")
+    ca_cert, _ca_key = labca.load_ca(tmp_path / "ca")
     leaf = x509.load_pem_x509_certificate(labca.issue_cert(["x.example"], ca_dir=tmp_path / "ca")[0])
     leaf.verify_directly_issued_by(ca_cert)
     usage = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value

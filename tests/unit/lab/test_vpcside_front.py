@@ -148,7 +148,7 @@ def _client(service: str, url: str, ca: str, **config):
 
 
 def test_s3_get_object_through_bucket_vpce_name(front, moto_url, resolve_to_loopback) -> None:
-    port, ca, _ = front
+    port, ca, _state = front
     direct = _client("s3", moto_url, None)
     # Its own bucket: moto is process-wide, and the emulator's seed may already own the agent buckets.
     bucket = f"front-test-{os.getpid()}"
@@ -165,7 +165,7 @@ def test_s3_get_object_through_bucket_vpce_name(front, moto_url, resolve_to_loop
 
 
 def test_ssm_call_through_service_name_and_vpce_name(front, resolve_to_loopback) -> None:
-    port, ca, _ = front
+    port, ca, _state = front
     by_service = _client("ssm", f"https://ssm.{R}.amazonaws.com:{port}", ca)
     by_service.put_parameter(Name="/lab/front", Value="through-the-front", Type="String", Overwrite=True)
     by_vpce = _client("ssm", f"https://{SSM_VPCE}:{port}", ca)
@@ -183,7 +183,7 @@ def _tls_connection(port: int, ca: str, name: str) -> http.client.HTTPSConnectio
 
 
 def test_chunked_upload_keepalive_and_streamed_download(front, moto_url) -> None:
-    port, ca, _ = front
+    port, ca, _state = front
     direct = _client("s3", moto_url, None)
     direct.create_bucket(Bucket="chunky", CreateBucketConfiguration={"LocationConstraint": R})
     conn = _tls_connection(port, ca, f"s3.{R}.amazonaws.com")

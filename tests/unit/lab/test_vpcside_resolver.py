@@ -296,7 +296,7 @@ def server():
 
 
 def test_real_udp_query(server) -> None:
-    port, _ = server
+    port, _state = server
     response = dns.query.udp(_query(f"bucket.{S3_REGIONAL}"), "127.0.0.1", port=port, timeout=3)
     assert response.rcode() == dns.rcode.NOERROR
     assert sorted(r.address for r in response.answer[0]) == ["10.0.1.22", "10.0.2.22"]

@@ -146,7 +146,7 @@ class ModuleRunner:
             text=True,
             env=env,
             cwd=str(self.tmp_path),
-            timeout=300,
+            timeout=300, check=False,
         )
         return _parse(proc.stdout, proc.stderr, proc.returncode)
 
@@ -176,7 +176,7 @@ class ModuleRunner:
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300, check=False)
         try:
             payload = json.loads(proc.stdout)
             result = payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
@@ -187,8 +187,7 @@ class ModuleRunner:
 
 def _run_in_process(module_path: Path, module_args: dict[str, Any], env: dict[str, str], cwd: Path):
     """Run a module file as ``__main__`` here; return (stdout, stderr, exit code) as a child's would be."""
-    import ansible.module_utils.basic as basic
-    from ansible.module_utils import _internal
+    from ansible.module_utils import _internal, basic
     from ansible.module_utils.common import warnings
 
     saved_env, saved_cwd, saved_side = dict(os.environ), os.getcwd(), _internal.is_controller
@@ -258,7 +257,7 @@ def make_vpc(emulator: LabEmulator) -> dict[str, Any]:
         subnets[key] = subnet["Subnet"]["SubnetId"]
     groups = [
         ec2.create_security_group(GroupName=f"ep-{uuid.uuid4().hex[:8]}", Description="test", VpcId=vpc_id)["GroupId"]
-        for _ in range(2)
+        for _i in range(2)
     ]
     route_table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
     return {
@@ -328,8 +327,8 @@ def stand_ins(tmp_path, monkeypatch):
 
 
 class Signer:
-    """A throwaway GPG key in its own homedir (package_verify, agent_package): its fingerprint, exported public
-    key (armored and binary), and sign()."""
+    """A throwaway GPG key in its own homedir (agent_package): its fingerprint, exported public key (armored and
+    binary), and sign()."""
 
     def __init__(self, home: Path, uid: str, created: int | None = None, expire: str = "never"):
         self.home = home
@@ -381,9 +380,3 @@ def signers(tmp_path_factory):
     yield made
     for signer in made.values():
         signer.close()
-
-
-@pytest.fixture(scope="session")
-def gpg_signer():
-    """The Signer class, for a test that needs a key of its own (made at another time, expiring)."""
-    return Signer

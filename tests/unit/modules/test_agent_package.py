@@ -6,6 +6,7 @@ proven on the lab's hosts (tests/integration/test_ssm_agent_lab.py: tampered pac
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import http.server
@@ -242,3 +243,27 @@ def test_bad_input_is_refused_before_any_change(run_module, bucket, dpkg, signer
     result = run_module(MODULE, args(bucket, signers, tmp_path, **extra))
     assert result.get("failed") is True and message in result["msg"], result
     assert dpkg.calls() == [] and dpkg.state() is None
+
+
+# --- the key handling of module_utils/hybrid_package.py --------------------------------------------------------
+
+
+def test_dearmor_gives_the_binary_export(plugin, signers):
+    package = plugin("module_utils", "hybrid_package")
+    assert package.dearmor(signers["aws"].armored_key.read_text()) == signers["aws"].binary_key.read_bytes()
+    assert package.load_key(str(signers["aws"].binary_key)) == signers["aws"].binary_key.read_bytes()
+    # Two keys in one armored file (e.g. the old and the new AWS key) give both.
+    both = signers["aws"].armored_key.read_text() + "\n" + signers["other"].armored_key.read_text()
+    assert package.dearmor(both) == signers["aws"].binary_key.read_bytes() + signers["other"].binary_key.read_bytes()
+
+
+def test_crc24_of_rfc4880(plugin):
+    package = plugin("module_utils", "hybrid_package")
+    assert package.crc24(b"") == 0xB704CE
+    assert package.crc24(b"123456789") == 0x21CF02  # the CRC-24/OpenPGP check value
+
+
+@pytest.mark.parametrize(("kind", "name"), [("modules", MODULE), ("module_utils", "hybrid_package")])
+def test_python36_syntax(plugin, kind, name):
+    # Both run on the managed host, where RHEL 8's platform Python is 3.6.
+    ast.parse(Path(plugin(kind, name).__file__).read_text(), feature_version=(3, 6))

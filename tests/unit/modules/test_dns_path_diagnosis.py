@@ -19,7 +19,7 @@ REGION = "eu-west-1"
 SSM = f"ssm.{REGION}.amazonaws.com"
 S3 = f"s3.{REGION}.amazonaws.com"
 LOGS = f"logs.{REGION}.amazonaws.com"
-INBOUND = ["127.0.0.11", "127.0.0.12"]
+INBOUND = ("127.0.0.11", "127.0.0.12")
 ONPREM = "127.0.0.21"
 VPC = ["10.0.0.0/16"]
 PRIVATE = {SSM: ["10.0.1.10", "10.0.2.10"], S3: ["10.0.1.20"], LOGS: ["10.0.1.30"]}
@@ -112,23 +112,27 @@ def test_onprem_dns_that_does_not_forward(run_module, hops):
 
 def test_onprem_dns_answering_public_itself_does_not_forward(run_module, hops):
     port = hops(inbound=private, onprem=public)
-    verdicts, _ = diagnose(run_module, port, [SSM, S3])
+    verdicts, _result = diagnose(run_module, port, [SSM, S3])
     assert {v["code"] for v in verdicts.values()} == {"onprem_not_forwarding"}
 
 
 def test_s3_resolving_public_through_the_inbound_endpoint(run_module, hops):
-    behaviour = lambda name: public(name) if name == S3 else private(name)  # noqa: E731
+    def behaviour(name):
+        return public(name) if name == S3 else private(name)
+
     port = hops(inbound=behaviour, onprem=behaviour)
-    verdicts, _ = diagnose(run_module, port, [S3], check=True)
+    verdicts, _result = diagnose(run_module, port, [S3], check=True)
     assert verdicts[S3]["code"] == "s3_public"
     assert verdicts[S3]["verdict"] == "S3 resolves public: no private DNS for S3"
     assert "s3.<region>.amazonaws.com" in verdicts[S3]["hint"]
 
 
 def test_service_without_private_dns(run_module, hops):
-    behaviour = lambda name: "nxdomain" if name == LOGS else private(name)  # noqa: E731
+    def behaviour(name):
+        return "nxdomain" if name == LOGS else private(name)
+
     port = hops(inbound=behaviour, onprem=behaviour)
-    verdicts, _ = diagnose(run_module, port, [LOGS])
+    verdicts, _result = diagnose(run_module, port, [LOGS])
     assert verdicts[LOGS]["code"] == "no_private_dns"
     assert verdicts[LOGS]["verdict"].startswith("name has no private DNS (endpoint missing or private DNS off)")
 
@@ -145,33 +149,33 @@ def test_inbound_endpoint_not_answering(run_module, hops):
 def test_controller_not_admitted_by_the_inbound_sg_still_finds_s3_public(run_module, hops):
     # The inbound SG admits only the on-prem DNS servers; the on-prem DNS forwards (ssm answers privately).
     port = hops(inbound=lambda name: "silent", onprem=lambda name: public(name) if name == S3 else private(name))
-    verdicts, _ = diagnose(run_module, port, [S3], control=[SSM])
+    verdicts, _result = diagnose(run_module, port, [S3], control=[SSM])
     assert verdicts[S3]["code"] == "s3_public"
 
 
 def test_controller_not_admitted_and_onprem_failing_everything_is_not_forwarding(run_module, hops):
     port = hops(inbound=lambda name: "silent", onprem=lambda name: "servfail")
-    verdicts, _ = diagnose(run_module, port, [SSM, S3])
+    verdicts, _result = diagnose(run_module, port, [SSM, S3])
     assert {v["code"] for v in verdicts.values()} == {"onprem_not_forwarding"}
 
 
 def test_onprem_answering_privately_points_at_the_host_resolver(run_module, hops):
     port = hops(inbound=private, onprem=private)
-    verdicts, _ = diagnose(run_module, port, [SSM])
+    verdicts, _result = diagnose(run_module, port, [SSM])
     assert verdicts[SSM]["code"] == "host_resolver"
     assert "/etc/resolv.conf" in verdicts[SSM]["hint"]
 
 
 def test_no_inbound_endpoint_found(run_module, hops):
     port = hops(inbound=private, onprem=lambda name: "servfail")
-    verdicts, _ = diagnose(run_module, port, [SSM], resolver_ips=[])
+    verdicts, _result = diagnose(run_module, port, [SSM], resolver_ips=[])
     assert verdicts[SSM]["code"] == "inbound_missing"
     assert "playbooks/network.yml" in verdicts[SSM]["hint"]
 
 
 def test_result_keys_match_return_and_nothing_changes(run_module, hops, tools):
     port = hops(inbound=private, onprem=private)
-    _, result = diagnose(run_module, port, [SSM], check=True)
+    _verdicts, result = diagnose(run_module, port, [SSM], check=True)
     assert result["changed"] is False
     assert set(result) - tools.STANDARD_KEYS == tools.return_keys(MODULE)
 

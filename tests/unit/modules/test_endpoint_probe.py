@@ -84,7 +84,7 @@ class HttpsServer:
     def serve(self):
         while not self.stopped:
             try:
-                conn, _ = self.sock.accept()
+                conn, _peer = self.sock.accept()
             except OSError:
                 return
             if self.mode == "close":
@@ -135,7 +135,7 @@ def pki(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pki")
     ca_key, ca_cert, bundle = make_ca(tmp)
     cert_file, key_file = make_server_cert(tmp, ca_key, ca_cert, ["localhost", f"ssm.{REGION}.amazonaws.com",
-                                                                   f"*.s3.{REGION}.amazonaws.com"])
+                                                                  f"*.s3.{REGION}.amazonaws.com"])
     return {"bundle": str(bundle), "cert": cert_file, "key": key_file}
 
 
@@ -217,8 +217,8 @@ def test_names_resolving_outside_the_vpc_are_public_with_the_s3_hint(probe_modul
     resolver = fixed_resolver({SSM: ["10.0.1.10"], s3: ["203.0.113.9"]})
     probe = make_probe(probe_module, tmp_path, 1, resolver, services=["ssm", "s3"], vpc_cidrs=["10.0.0.0/16"],
                        timeout=0.5)
-    probe.connect = lambda address, port, timeout: (_ for _ in ()).throw(ConnectionRefusedError())
-    result, _ = probe.run()
+    probe.connect = lambda address, port, timeout: (_none for _none in ()).throw(ConnectionRefusedError())
+    result, _warnings = probe.run()
     (public,) = [p for p in result["problems"] if p["name"] == s3]
     assert public["code"] == "dns_public_s3"
     assert "S3 resolves public: no private DNS for S3" in public["problem"] and "203.0.113.9" in public["problem"]
@@ -229,7 +229,7 @@ def test_names_resolving_outside_the_vpc_are_public_with_the_s3_hint(probe_modul
 
 def test_unresolvable_name_is_a_dns_problem(probe_module, tmp_path):
     probe = make_probe(probe_module, tmp_path, 1, fixed_resolver({}))
-    result, _ = probe.run()
+    result, _warnings = probe.run()
     assert codes(result)[0] == "dns_unresolved" and not result["ok"]
     assert "playbooks/onprem_dns.yml" in result["problems"][0]["hint"]
 
@@ -239,7 +239,7 @@ def test_refused_port_is_blocked_by_the_endpoint_sg(probe_module, tmp_path):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now: connections are refused
-    result, _ = make_probe(probe_module, tmp_path, port, fixed_resolver({SSM: ["127.0.0.1"]})).run()
+    result, _warnings = make_probe(probe_module, tmp_path, port, fixed_resolver({SSM: ["127.0.0.1"]})).run()
     (tcp,) = by_kind(result, "tcp443")
     assert tcp["failures"] == [{"address": "127.0.0.1", "error": "refused"}]
     assert codes(result) == ["tcp_blocked"]
@@ -254,7 +254,7 @@ def test_connect_that_never_completes_times_out(probe_module, tmp_path):
     port = listener.getsockname()[1]
     held = []
     try:
-        for _ in range(4):
+        for _i in range(4):
             client = socket.socket()
             client.settimeout(0.3)
             try:
@@ -267,7 +267,7 @@ def test_connect_that_never_completes_times_out(probe_module, tmp_path):
             pytest.skip("this kernel accepts beyond the listen backlog")
         probe = make_probe(probe_module, tmp_path, port, fixed_resolver({SSM: ["127.0.0.1"]}), timeout=1.0)
         started = time.monotonic()
-        result, _ = probe.run()
+        result, _warnings = probe.run()
         assert time.monotonic() - started < 5
     finally:
         for client in held:
@@ -286,19 +286,19 @@ def test_every_address_is_connected_and_no_route_is_told_apart(probe_module, tmp
     probe = make_probe(probe_module, tmp_path, 443, fixed_resolver({SSM: ["10.0.1.10", "10.0.2.10"]}),
                        vpc_cidrs=["10.0.0.0/16"])
     probe.connect = connect
-    result, _ = probe.run()
+    result, _warnings = probe.run()
     assert by_kind(result, "tcp443")[0]["failures"] == [
         {"address": "10.0.1.10", "error": "timeout"}, {"address": "10.0.2.10", "error": "unreachable"}]
     assert codes(result) == ["tcp_blocked"]
 
-    probe.connect = lambda address, port, timeout: (_ for _ in ()).throw(OSError(101, "Network is unreachable"))
-    result, _ = probe.run()
+    probe.connect = lambda address, port, timeout: (_none for _none in ()).throw(OSError(101, "Network is unreachable"))
+    result, _warnings = probe.run()
     assert codes(result) == ["tcp_no_route"]
 
 
 def test_untrusted_certificate_without_the_ca_bundle(probe_module, https, tmp_path):
     server = https()
-    result, _ = make_probe(probe_module, tmp_path, server.port, fixed_resolver({SSM: ["127.0.0.1"]})).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, fixed_resolver({SSM: ["127.0.0.1"]})).run()
     assert codes(result) == ["tls_untrusted"]
     assert "TLS: certificate not trusted (ca_bundle?) or wrong name" in result["problems"][0]["problem"]
 
@@ -306,23 +306,23 @@ def test_untrusted_certificate_without_the_ca_bundle(probe_module, https, tmp_pa
 def test_certificate_for_another_name_is_refused(probe_module, https, pki, tmp_path):
     server = https()
     other = f"kms.{REGION}.amazonaws.com"  # not in the server certificate
-    result, _ = make_probe(probe_module, tmp_path, server.port, fixed_resolver({other: ["127.0.0.1"]}),
-                           services=["kms"], ca_bundle=pki["bundle"]).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, fixed_resolver({other: ["127.0.0.1"]}),
+                                   services=["kms"], ca_bundle=pki["bundle"]).run()
     assert codes(result) == ["tls_untrusted"]
 
 
 def test_connection_closed_before_tls_is_the_sg_verdict(probe_module, https, pki, tmp_path):
     server = https(mode="close")
-    result, _ = make_probe(probe_module, tmp_path, server.port, fixed_resolver({SSM: ["127.0.0.1"]}),
-                           ca_bundle=pki["bundle"]).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, fixed_resolver({SSM: ["127.0.0.1"]}),
+                                   ca_bundle=pki["bundle"]).run()
     assert codes(result) == ["tcp_blocked"]
     assert "closed before the TLS handshake" in result["problems"][0]["problem"]
 
 
 def test_tls_handshake_that_never_answers_times_out(probe_module, https, pki, tmp_path):
     server = https(mode="silent")
-    result, _ = make_probe(probe_module, tmp_path, server.port, fixed_resolver({SSM: ["127.0.0.1"]}),
-                           ca_bundle=pki["bundle"], timeout=1.0).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, fixed_resolver({SSM: ["127.0.0.1"]}),
+                                   ca_bundle=pki["bundle"], timeout=1.0).run()
     assert codes(result) == ["tls_timeout"]
 
 
@@ -341,7 +341,7 @@ def test_clock_offset_from_the_date_header(probe_module, https, pki, tmp_path, o
 
 
 def test_clock_unknown_when_no_endpoint_answers(probe_module, tmp_path):
-    result, _ = make_probe(probe_module, tmp_path, 1, fixed_resolver({})).run()
+    result, _warnings = make_probe(probe_module, tmp_path, 1, fixed_resolver({})).run()
     (clock,) = by_kind(result, "clock")
     assert clock["ok"] is None and result["clock_offset"] is None
     assert "clock_skew" not in codes(result)
@@ -351,32 +351,31 @@ def test_package_url_placeholders_and_status(probe_module, https, pki, tmp_path)
     server = https()
     url = f"https://localhost:{server.port}/amazon-ssm-{REGION}/latest/{{ssm_platform}}/amazon-ssm-agent.{{pkg}}"
     resolver = fixed_resolver({SSM: ["127.0.0.1"]})
-    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
-                           package_url=url).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                                   package_url=url).run()
     (package,) = by_kind(result, "package")
     assert package["ok"] and package["http_status"] == 200
     assert ("HEAD", f"/amazon-ssm-{REGION}/latest/debian_amd64/amazon-ssm-agent.deb") in server.requests
 
     missing = f"https://localhost:{server.port}/nothing/here.{{pkg}}"
-    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
-                           package_url=missing).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                                   package_url=missing).run()
     assert codes(result) == ["package_unreachable"] and "HTTP 404" in result["problems"][0]["problem"]
-
 
 
 def test_package_probe_retries_what_s3_asks_to_retry(probe_module, https, pki, tmp_path):
     server = https()
     resolver = fixed_resolver({SSM: ["127.0.0.1"]})
     flaky = f"https://localhost:{server.port}/slowdown/amazon-ssm-agent.{{pkg}}"
-    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
-                           package_url=flaky).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                                   package_url=flaky).run()
     (package,) = by_kind(result, "package")
     assert package["ok"] and package["detail"] == "HTTP 200 after 3 attempts", package
     assert "package_unreachable" not in codes(result)
 
     down = f"https://localhost:{server.port}/always503/amazon-ssm-agent.{{pkg}}"
-    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
-                           package_url=down).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                                   package_url=down).run()
     assert codes(result) == ["package_unreachable"] and "HTTP 503" in result["problems"][0]["problem"]
     assert sum(1 for r in server.requests if r[1].startswith("/always503/")) == 4
 
@@ -386,14 +385,14 @@ def test_package_probe_asks_again_when_the_answer_is_slow_but_not_when_it_cannot
     server = https()
     resolver = fixed_resolver({SSM: ["127.0.0.1"]})
     slow = f"https://localhost:{server.port}/slowfirst/amazon-ssm-agent.{{pkg}}"
-    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
-                           package_url=slow, timeout=1.0).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                                   package_url=slow, timeout=1.0).run()
     (package,) = by_kind(result, "package")
     assert package["ok"] and package["detail"] == "HTTP 200 after 2 attempts", package
 
     silent = f"https://localhost:{server.port}/alwaysslow/amazon-ssm-agent.{{pkg}}"
-    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
-                           package_url=silent, timeout=1.0).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                                   package_url=silent, timeout=1.0).run()
     assert codes(result) == ["package_unreachable"], result["problems"]
     assert "no answer within 1 s" in result["problems"][0]["problem"]
     assert sum(1 for r in server.requests if r[1].startswith("/alwaysslow/")) == 4
@@ -403,8 +402,8 @@ def test_package_probe_asks_again_when_the_answer_is_slow_but_not_when_it_cannot
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()
-    result, _ = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
-                           package_url=f"https://localhost:{port}/amazon-ssm-agent.{{pkg}}", timeout=1.0).run()
+    result, _warnings = make_probe(probe_module, tmp_path, server.port, resolver, ca_bundle=pki["bundle"],
+                                   package_url=f"https://localhost:{port}/amazon-ssm-agent.{{pkg}}", timeout=1.0).run()
     (package,) = by_kind(result, "package")
     assert package["ok"] is False and "after" not in package["detail"], package
 
@@ -428,8 +427,8 @@ def test_os_release_fixtures(probe_module, tmp_path, fixture):
     path.write_text(text)
     info = probe_module.platform_info(probe_module.read_os_release(str(path)), "aarch64")
     assert (info["os_family"], info["pkg"], info["arch"]) == (family, pkg, "arm64")
-    result, _ = probe_module.Probe(params(1), resolver=fixed_resolver({}), os_release_path=str(path),
-                                   machine="aarch64", free=lambda p: 10_000).run()
+    result, _warnings = probe_module.Probe(params(1), resolver=fixed_resolver({}), os_release_path=str(path),
+                                           machine="aarch64", free=lambda p: 10_000).run()
     assert ("os_unsupported" in codes(result)) is (family is None)
 
 
@@ -438,7 +437,7 @@ def test_os_release_fixtures(probe_module, tmp_path, fixture):
 def test_architectures(probe_module, tmp_path, machine, arch):
     probe = make_probe(probe_module, tmp_path, 1, fixed_resolver({}))
     probe.machine = machine
-    result, _ = probe.run()
+    result, _warnings = probe.run()
     assert result["platform"]["arch"] == arch
     if arch is None:
         (found,) = [p for p in result["problems"] if p["code"] == "arch_unsupported"]
@@ -448,7 +447,7 @@ def test_architectures(probe_module, tmp_path, machine, arch):
 def test_disk_thresholds(probe_module, tmp_path):
     probe = make_probe(probe_module, tmp_path, 1, fixed_resolver({}), disk_min_free_mb={"/var/lib": 500, "/tmp": 50})
     probe.free = lambda path: 100
-    result, _ = probe.run()
+    result, _warnings = probe.run()
     (low,) = [p for p in result["problems"] if p["code"] == "disk_low"]
     assert low["name"] == "/var/lib" and low["problem"] == "only 100 MB free on /var/lib (need 500 MB)"
 
@@ -471,7 +470,7 @@ def test_default_names_cover_services_and_agent_buckets(probe_module):
 
 def test_nameservers_are_reported(probe_module, tmp_path):
     (tmp_path / "resolv.conf").write_text("# site\nsearch lab\nnameserver 172.16.10.53\nnameserver 10.1.1.1\n")
-    result, _ = make_probe(probe_module, tmp_path, 1, fixed_resolver({})).run()
+    result, _warnings = make_probe(probe_module, tmp_path, 1, fixed_resolver({})).run()
     assert result["nameservers"] == ["172.16.10.53", "10.1.1.1"]
 
 

@@ -19,7 +19,7 @@ def lookup(emulator, expression: str, *extra: str) -> subprocess.CompletedProces
     cmd = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
            "-e", f"ansible_python_interpreter={sys.executable}", *extra,
            "-m", "ansible.builtin.debug", "-a", "msg={{ " + expression + " }}"]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300, check=False)
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_the_decrypted_value_and_a_missing_parameter(emulator, parameter):
 
 @pytest.mark.parametrize("attempts", [2, 3])
 def test_a_throttled_read_is_tried_as_often_as_the_play_says(emulator, parameter, attempts):
-    name, _ = parameter
+    name, _value = parameter
     faults(emulator, throttle_rate=1.0, seed=1)
     try:
         result = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}')",
@@ -75,6 +75,6 @@ def test_a_throttled_read_is_tried_as_often_as_the_play_says(emulator, parameter
     ("hybrid_aws_retry_mode=fast", "hybrid_aws_retry_mode must be one of legacy, standard, adaptive"),
 ])
 def test_bad_retry_settings_are_refused_with_the_variable_named(emulator, parameter, extra, message):
-    name, _ = parameter
+    name, _value = parameter
     result = lookup(emulator, f"lookup('hybrid.onboard.hybrid_ssm_parameter', '{name}')", "-e", extra)
     assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr

@@ -109,7 +109,7 @@ def test_rotates_an_exhausted_activation_and_registered_nodes_keep_working(run_m
     args = {"name": site, "iam_role": role, "registration_limit": 2}
     first = run_module(MODULE, args)
     agents = []
-    for _ in range(2):
+    for _run in range(2):
         agent = Agent(emulator.url)
         status, answer = agent.register(first["activation"]["activation_id"], first["activation_code"])
         assert status == 200, answer

@@ -205,7 +205,7 @@ def agents(emulator, ssm):
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
     act = ssm.create_activation(IamRole=role, RegistrationLimit=2)
     made = []
-    for _ in range(2):
+    for _run in range(2):
         agent = Agent(emulator.url)
         assert agent.register(act["ActivationId"], act["ActivationCode"])[0] == 200
         made.append(agent)
@@ -284,7 +284,10 @@ def test_rerun_failed_runs_a_failed_association_once_more(run_module, ssm, name,
         return messages
 
     assert len(run_on_the_node("Failed")) == 1
-    counts = lambda: only(ssm, name)["Overview"]["AssociationStatusAggregatedCount"]  # noqa: E731
+
+    def counts():
+        return only(ssm, name)["Overview"]["AssociationStatusAggregatedCount"]
+
     assert counts() == {"Failed": 1}
     # Without rerun_failed the failure stays until the schedule; check mode only reports the rerun.
     left = run_module(MODULE, dict(args, rerun_failed=False))

@@ -38,7 +38,7 @@ class Fleet:
         act = self.ssm.create_activation(IamRole=role, RegistrationLimit=count)
         self.activations.append(act["ActivationId"])
         ids = []
-        for _ in range(count):
+        for _i in range(count):
             agent = Agent(self.emulator.url)
             assert agent.register(act["ActivationId"], act["ActivationCode"])[0] == 200
             ids.append(agent.instance_id)

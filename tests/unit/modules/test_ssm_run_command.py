@@ -80,7 +80,7 @@ def agents(emulator):
         act = ssm.create_activation(IamRole=role, RegistrationLimit=count)
         activations.append(act["ActivationId"])
         batch = []
-        for _ in range(count):
+        for _i in range(count):
             agent = Agent(emulator.url)
             assert agent.register(act["ActivationId"], act["ActivationCode"])[0] == 200
             assert agent.role_token()[0] == 200

@@ -329,10 +329,10 @@ def service(action: str) -> None:
         if proc.returncode != 0:
             raise AgentError(f"E! systemctl {action} {SERVICE} failed: {proc.stderr.decode().strip()}")
         return
-    pid, _ = _running()
+    pid, _info = _running()
     if pid:
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
+        for _wait in range(50):
             if not _running()[0]:
                 break
             time.sleep(0.1)

@@ -121,7 +121,7 @@ def meminfo() -> dict[str, int]:
     """/proc/meminfo in bytes."""
     out = {}
     for line in _read("meminfo").splitlines():
-        key, _, rest = line.partition(":")
+        key, _sep, rest = line.partition(":")
         parts = rest.split()
         if parts:
             out[key] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
@@ -240,7 +240,7 @@ def net(resources: list[str] | None = None) -> list[tuple[dict, dict]]:
     wanted = None if not resources or "*" in resources else set(resources)
     out = []
     for line in _read("net/dev").splitlines()[2:]:
-        name, _, rest = line.partition(":")
+        name, _sep, rest = line.partition(":")
         name = name.strip()
         v = rest.split()
         if len(v) < 16 or (wanted is None and name == "lo") or (wanted is not None and name not in wanted):

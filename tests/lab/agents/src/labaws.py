@@ -301,7 +301,7 @@ def _post(url, headers, body, creds, region, service, timeout, http_kwargs) -> b
             region=region,
             service=service,
         )
-    status, _, data = http_request("POST", url, headers, body, timeout=timeout, **http_kwargs)
+    status, _headers, data = http_request("POST", url, headers, body, timeout=timeout, **http_kwargs)
     if status >= 300:
         raise _parse_error(status, data)
     return data
@@ -387,7 +387,7 @@ def read_os_release() -> dict[str, str]:
         with open(root_path("/etc/os-release"), encoding="utf-8") as fh:
             for line in fh:
                 if "=" in line and not line.startswith("#"):
-                    key, _, value = line.strip().partition("=")
+                    key, _sep, value = line.strip().partition("=")
                     result[key] = value.strip().strip('"')
     except OSError:
         pass

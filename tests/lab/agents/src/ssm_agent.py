@@ -471,7 +471,7 @@ class Agent:
             "X-Amz-Date": _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ"),
             "Authorization": f"SSM-RSA InstanceId={reg['instanceID']}, Signature={signature}",
         }
-        status, _, data = labaws.http_request("POST", url, headers, body)
+        status, _headers, data = labaws.http_request("POST", url, headers, body)
         if status >= 300:
             raise labaws._parse_error(status, data)
         token = json.loads(data)
@@ -577,7 +577,6 @@ class Agent:
         finally:
             with self.lock:
                 self.in_flight.discard(message_id)
-
 
     # -- replies that could not reach the service: kept on disk and sent again, as the real agent's
     #    <data store>/<instance id>/replies/<ReplyId>_<time> files (the service drops a ReplyId it has seen).
@@ -776,7 +775,7 @@ class Commands:
     # -- shared download + verify
     def _download(self, bucket: str, key: str, dest_dir: str) -> str:
         url = f"{s3_url(self.agent.config, self.agent.region).rstrip('/')}/{bucket}/{key}"
-        status, _, data = labaws.http_request("GET", url)
+        status, _headers, data = labaws.http_request("GET", url)
         if status != 200:
             raise RuntimeError(
                 f"download of {url} failed: HTTP {status} {data[:200].decode(errors='replace')}"
@@ -841,7 +840,7 @@ class Commands:
         current = version()
         try:
             url = f"{s3_url(self.agent.config, region).rstrip('/')}/{bucket}/latest/VERSION"
-            status, _, data = labaws.http_request("GET", url)
+            status, _headers, data = labaws.http_request("GET", url)
             if status != 200:
                 raise RuntimeError(f"download of {url} failed: HTTP {status}")
             target = _first(inputs.get("targetVersion")) or data.decode().strip()
@@ -940,7 +939,7 @@ def _installed_version(package: str) -> str:
         capture_output=True,
         check=False,
     )
-    status, _, ver = proc.stdout.decode().partition(" ")
+    status, _sep, ver = proc.stdout.decode().partition(" ")
     return ver.strip() if proc.returncode == 0 and status == "installed" else ""
 
 
