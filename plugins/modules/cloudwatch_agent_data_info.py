@@ -22,7 +22,14 @@ description:
   - The number of API calls does not grow with the number of hosts. Each poll makes one paginated
     C(ListMetrics) call for the namespace, filtered on the dimension name C(host), and one paginated
     C(DescribeLogStreams) call per log group, narrowed to the common prefix of the stream names still missing.
-    Metrics and log groups found complete on one poll are not asked for again.
+    Metrics and log groups found complete on one poll are not asked for again (during a progress slice, see
+    below; a new slice asks again only for the hosts still missing something).
+  - >-
+    B(Progress.) With O(wait_timeout) above 0 the task's action plugin (same name) waits in slices of a few
+    seconds and prints, at least every 15 seconds, the hosts still missing data and what they miss, for example
+    "Waiting for CloudWatch data from 2 of 5 hosts (95 s left): web01 (metrics, 1 log stream), web02 (1 log
+    stream)", in the normal output of C(ansible-playbook). The result is the one of a single run, RV(waited)
+    being the whole wait; AWS is asked as often as O(wait_delay) says.
   - Hosts whose data is missing are returned in RV(missing_metrics_hosts) and RV(missing_logs_hosts). The module
     does not fail because of them, so a play can fail just those hosts.
 version_added: 0.1.0

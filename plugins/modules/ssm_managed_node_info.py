@@ -50,6 +50,12 @@ options:
       - Wait until every node of O(instance_ids) has this ping status (or O(wait_timeout) runs out), asking for
         all of them in one query per poll. The nodes that never got there are returned in RV(not_ready); the
         module does not fail because of them, so a play can fail just those hosts.
+      - >-
+        The task's action plugin (same name) waits in slices of a few seconds and prints, at least every 15 seconds,
+        the nodes not there yet, for example "Waiting for 2 of 5 managed nodes to be Online (95 s left):
+        mi-0123456789abcdef0 (web02, ConnectionLost), mi-0fedcba9876543210", in the normal output of
+        C(ansible-playbook). A node the agent has registered shows its C(computer_name) and ping status. The result
+        is the one of a single run, RV(waited) being the whole wait; AWS is asked as often as O(wait_delay) says.
     type: str
     choices: [Online]
   wait_timeout:

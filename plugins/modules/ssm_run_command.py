@@ -28,7 +28,15 @@ description:
     finished at O(wait_timeout) is listed in RV(failed_instance_ids), so a play can fail just those hosts (see
     EXAMPLES).
   - Not idempotent by nature. Every real run sends the command(s) again and reports C(changed=true); the caller decides
-    when it has to run (for example only for hosts that miss the package).
+    when it has to run (for example only for hosts that miss the package). With O(command_ids) nothing is sent; the
+    module waits for and reports on commands sent before.
+  - >-
+    B(Progress.) With O(wait=true) the task's action plugin (same name) waits in slices of a few seconds and prints,
+    at least every 15 seconds, the nodes still running, for example
+    "Waiting for Run Command on 2 of 5 nodes (95 s left): mi-0123456789abcdef0 (InProgress), ...", in the normal
+    output of C(ansible-playbook). It sends the command(s) once, then follows them with O(command_ids), and returns
+    one result as a single run would, RV(waited) being the whole wait. AWS is asked as often as O(poll_interval)
+    says; a node whose command failed is read in full (C(GetCommandInvocation)) once, at the end.
 version_added: 0.1.0
 author:
   - hybrid-onboard maintainers (@hybrid-onboard)
@@ -110,6 +118,21 @@ options:
     description: Seconds between two polls while waiting.
     type: int
     default: 3
+  command_ids:
+    description:
+      - Do not send anything; wait for (with O(wait=true)) and report on these commands, sent before for the same
+        O(instance_ids) in the same order, one ID per 50 instance IDs as RV(command_ids) returned them (for example
+        by a run with O(wait=false)). C(changed) is then V(false).
+      - The action plugin uses it to follow its own commands between two progress lines.
+    type: list
+    elements: str
+  read_failed_output:
+    description:
+      - Read the own standard output and error of each node whose command failed (one C(GetCommandInvocation) per
+        such node). V(false) keeps the merged, shortened output of the list call.
+      - The action plugin sets V(false) while it waits and reads them once at the end.
+    type: bool
+    default: true
 notes:
   - Supports check mode. In check mode nothing is sent (and no AWS call is made); C(changed) is V(true) and RV(commands)
     shows what would be sent. RV(invocations) and the ID lists are then not returned; a play that reads them in check
@@ -379,6 +402,13 @@ def validate(module):
         problems.append(f"wait_timeout must be 0 or more seconds (got {p['wait_timeout']})")
     if p["poll_interval"] < 1:
         problems.append(f"poll_interval must be at least 1 second (got {p['poll_interval']})")
+    if p["command_ids"] is not None:
+        expected = (len(ids) + CHUNK - 1) // CHUNK
+        if len(p["command_ids"]) != expected or not all(p["command_ids"]):
+            problems.append(
+                f"command_ids must hold one command ID per {CHUNK} instance IDs, in order ({expected} for "
+                f"{len(ids)} IDs; got {len(p['command_ids'])})"
+            )
     parameters = normalise_parameters(p["parameters"], problems)
     if problems:
         module.fail_json(msg="Invalid options: " + "; ".join(problems))
@@ -518,7 +548,7 @@ def _failed_plugin(plugins):
     return None
 
 
-def report(runner, command_of, listed):
+def report(runner, command_of, listed, read_failed_output=True):
     """The per-node result, sorted by instance ID, reading full output for the nodes that failed."""
     rows = []
     for instance_id in sorted(command_of):
@@ -544,7 +574,8 @@ def report(runner, command_of, listed):
         codes = [pl.get("ResponseCode") for pl in plugins if pl.get("Name") == failed_plugin]
         codes += [pl.get("ResponseCode") for pl in plugins]
         response_code = next((c for c in codes if c is not None), -1)
-        if (status == "Failed" or details == "ExecutionTimedOut") and is_terminal(invocation):
+        failed = (status == "Failed" or details == "ExecutionTimedOut") and is_terminal(invocation)
+        if failed and read_failed_output:
             # The list call merges stdout and stderr and cuts them at 2500 characters, often before stderr.
             full = runner.invocation(invocation["CommandId"], instance_id, failed_plugin)
             if full is not None:
@@ -586,7 +617,7 @@ def wait_for(module, runner, commands):
             break
         time.sleep(min(p["poll_interval"], max(deadline - now, 0)))
     waited = round(time.monotonic() - started, 1)
-    rows = report(runner, command_of, listed)
+    rows = report(runner, command_of, listed, p["read_failed_output"])
     pending = [i for i in command_of if i not in listed or not is_terminal(listed[i])]
     return dict(
         invocations=rows,
@@ -613,18 +644,27 @@ def main():
             wait=dict(type="bool", default=True),
             wait_timeout=dict(type="int", default=900),
             poll_interval=dict(type="int", default=3),
+            command_ids=dict(type="list", elements="str"),
+            read_failed_output=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     ids, parameters = validate(module)
     commands = planned_commands(module.params, ids, parameters)
+    sent_before = module.params["command_ids"]
+    if sent_before is not None:
+        for index, command_id in enumerate(sent_before):  # as many as commands (validate)
+            commands[index]["command_id"] = command_id
     if module.check_mode:
-        module.exit_json(changed=True, command_ids=[], commands=commands)
+        module.exit_json(changed=sent_before is None, command_ids=list(sent_before or []), commands=commands)
     runner = RunCommand(module)
-    for index, command in enumerate(commands):
-        command["command_id"] = runner.send(command, index, len(commands))
-        runner.command_ids.append(command["command_id"])
-    result = dict(changed=True, command_ids=runner.command_ids, commands=commands)
+    if sent_before is not None:
+        runner.command_ids = list(sent_before)
+    else:
+        for index, command in enumerate(commands):
+            command["command_id"] = runner.send(command, index, len(commands))
+            runner.command_ids.append(command["command_id"])
+    result = dict(changed=sent_before is None, command_ids=runner.command_ids, commands=commands)
     if module.params["wait"]:
         result.update(wait_for(module, runner, commands))
     module.exit_json(**result)

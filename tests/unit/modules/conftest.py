@@ -9,7 +9,8 @@
   and after: a child Python per call spent most of the unit suite's time importing boto3 and parsing the same
   botocore service models again. ``via="process"`` runs it in a child Python instead (set
   ``HYBRID_UNIT_MODULE_RUNNER=process`` to run every direct call that way); ``via="ansible"`` goes through
-  ``ansible localhost -m <name>`` (AnsiballZ, argument handling, ``--check``/``--diff``).
+  ``ansible localhost -m <name>`` (AnsiballZ, argument handling, ``--check``/``--diff``, the module's action
+  plugin), after which ``run_module.displayed`` holds the lines displayed before the JSON result.
 - ``lab_vpc``: a fresh VPC (DNS support and hostnames on) with subnets in three AZs plus a second subnet
   in the first AZ, so tests never collide with the seeded lab VPC or with each other.
 - ``tools``: helpers for assertions (``return_keys(name)``: RETURN's top-level keys; ``mutations(calls)``:
@@ -120,6 +121,8 @@ class ModuleRunner:
     def __init__(self, emulator: LabEmulator, tmp_path: Path) -> None:
         self.emulator = emulator
         self.tmp_path = tmp_path
+        # The lines the last via="ansible" run displayed before its JSON result (an action plugin's progress).
+        self.displayed: list[str] = []
 
     def __call__(
         self,
@@ -177,8 +180,12 @@ class ModuleRunner:
         if diff:
             cmd.append("--diff")
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300, check=False)
+        # The json callback writes one document at the end; lines an action plugin displays (progress of a wait)
+        # come before it on the same stdout.
+        start = 0 if proc.stdout.startswith("{") else proc.stdout.find("\n{") + 1
+        self.displayed = proc.stdout[:start].splitlines()
         try:
-            payload = json.loads(proc.stdout)
+            payload = json.loads(proc.stdout[start:])
             result = payload["plays"][0]["tasks"][0]["hosts"]["localhost"]
         except (ValueError, KeyError, IndexError) as exc:
             raise AssertionError(f"ansible gave no JSON result: {proc.stdout}\n{proc.stderr}") from exc

@@ -250,3 +250,43 @@ def test_bad_input_fails_before_any_call(run_module, emulator, tools, args, frag
     result = run_module(MODULE, {"hosts": ["web01"], **args})
     assert result.get("failed") is True and fragment in result["msg"], result
     assert tools.total_calls(emulator.calls()) == 0
+
+
+def test_a_long_wait_shows_the_hosts_still_missing_data(run_module, emulator, tools):
+    # Longer than one slice (the plugin's own wait with wait_delay 1 is 11 s), so progress lines come in between.
+    site = Site(emulator, count=3)
+    done, no_logs, late = site.hosts
+    site.metrics(done)
+    site.metrics(no_logs)
+    site.group(site.syslog, [done])
+    emulator.reset_calls()
+
+    def agent_starts_late():
+        # After the first progress line (about 12 s after the first look), the late host's agent sends its data.
+        deadline = time.monotonic() + 60
+        while not emulator.calls().get("monitoring", {}).get("ListMetrics") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(14)
+        site.metrics(late)
+        site.logs.create_log_stream(logGroupName=site.syslog, logStreamName=late)
+
+    thread = threading.Thread(target=agent_starts_late, daemon=True)
+    thread.start()
+    args = site.args(log_groups=[{"name": site.syslog}], wait_timeout=25, wait_delay=1)
+    result = run_module(MODULE, args, via="ansible")
+    thread.join(timeout=60)
+    assert result.get("failed") is not True, result
+    # One result for all hosts, in the order given, as a single run returns it.
+    assert result["hosts"] == [entry(done), entry(no_logs, missing=[f"{site.syslog}/{no_logs}"]), entry(late)]
+    assert result["missing_metrics_hosts"] == [] and result["missing_logs_hosts"] == [no_logs]
+    assert result["ready"] is False
+    assert 25 <= result["waited"] < 40
+    # action and _ansible_no_log: what the json callback adds to every task result.
+    assert set(result) - tools.STANDARD_KEYS - {"action", "_ansible_no_log"} == tools.return_keys(MODULE)
+    assert result["invocation"]["module_args"]["wait_timeout"] == 25
+    progress = [line for line in run_module.displayed if line.startswith("Waiting for ")]
+    assert progress, run_module.displayed
+    first = progress[0]
+    assert first.startswith("Waiting for CloudWatch data from 2 of 3 hosts ("), first
+    assert first.endswith(f" s left): {no_logs} (1 log stream), {late} (metrics, 1 log stream)"), first
+    assert all(done not in line for line in progress)

@@ -98,3 +98,23 @@ def test_more_ids_than_one_filter_holds_are_asked_in_chunks(run_module, emulator
 def test_wait_needs_instance_ids(run_module):
     result = run_module(MODULE, {"wait_ping_status": "Online"})
     assert result.get("failed") is True and "instance_ids" in result["msg"]
+
+
+def test_a_long_wait_shows_the_nodes_not_online_yet(run_module, tools, nodes):
+    # Longer than one slice (the plugin's own wait with wait_delay 1 is 11 s), so progress lines come in between.
+    online, never = nodes["ids"][:2], nodes["ids"][2]
+    args = {"instance_ids": nodes["ids"], "wait_ping_status": "Online", "wait_timeout": 20, "wait_delay": 1}
+    result = run_module(MODULE, args, via="ansible")
+    assert result.get("failed") is not True, result
+    assert result["not_ready"] == [never]
+    assert 20 <= result["waited"] < 30
+    # action and _ansible_no_log: what the json callback adds to every task result.
+    assert set(result) - tools.STANDARD_KEYS - {"action", "_ansible_no_log"} == tools.return_keys(MODULE)
+    assert result["invocation"]["module_args"]["wait_timeout"] == 20
+    progress = [line for line in run_module.displayed if line.startswith("Waiting for ")]
+    assert progress, run_module.displayed
+    for line in progress:
+        # The node registered but never pinged: listed with its ping status.
+        assert line.startswith("Waiting for 1 of 3 managed nodes to be Online (")
+        assert line.endswith(f" s left): {never} (ConnectionLost)"), line
+        assert not any(node in line for node in online)

@@ -337,6 +337,7 @@ def test_without_wait_returns_once_sent_and_converts_parameter_values(run_module
         ({"parameters": {"commands": [["nested"]]}}, "parameters.commands"),
         ({"output_s3_key_prefix": "runs/"}, "output_s3_bucket_name"),
         ({"poll_interval": 0}, "poll_interval"),
+        ({"command_ids": ["one", "two"]}, "command_ids"),
     ],
 )
 def test_bad_input_fails_before_any_call(run_module, emulator, tools, args, option):
@@ -385,3 +386,54 @@ def test_send_command_is_retried_on_throttling_only(run_module, emulator, ec2_no
     assert broken.get("failed") is True
     assert broken["msg"].startswith(f"Failed to send command {PACKAGE} (no command was sent)")
     assert ssm_calls(emulator)["SendCommand"] == 1
+
+
+def test_command_ids_follow_commands_sent_before_without_sending(run_module, emulator, agents):
+    (node,) = agents(1)
+    args = {"document_name": PACKAGE, "parameters": INSTALL, "instance_ids": [node.instance_id]}
+    sent = run_module(MODULE, dict(args, wait=False))
+    assert sent.get("failed") is not True, sent
+    emulator.reset_calls()
+    with AgentDriver({node: ("Failed", "trying\n", "no space left", 1)}):
+        followed = run_module(MODULE, dict(args, command_ids=sent["command_ids"], poll_interval=1, wait_timeout=30,
+                                           read_failed_output=False))
+    assert followed.get("failed") is not True, followed
+    assert followed["changed"] is False and followed["command_ids"] == sent["command_ids"]
+    assert followed["failed_instance_ids"] == [node.instance_id] and followed["pending_instance_ids"] == []
+    calls = ssm_calls(emulator)
+    assert "SendCommand" not in calls and "GetCommandInvocation" not in calls
+    # What the list call returned, as read_failed_output=false keeps it.
+    assert "no space left" in by_id(followed)[node.instance_id]["error"]
+
+
+def test_a_long_wait_shows_the_nodes_still_running(run_module, emulator, tools, agents):
+    # Longer than one slice (the plugin's own wait with poll_interval 1 is 11 s), so progress lines come in between.
+    good, bad, offline = agents(3)
+    stderr = "failed to install package AmazonCloudWatchAgent: exit status 1"
+    replies = {good: ("Success", "installed\n", "", 0), bad: ("Failed", "trying\n", stderr, 1)}
+    ids = [good.instance_id, bad.instance_id, offline.instance_id]
+    args = {"document_name": PACKAGE, "parameters": INSTALL, "instance_ids": ids, "max_errors": "100%",
+            "poll_interval": 1, "wait_timeout": 20}
+    emulator.reset_calls()
+    with AgentDriver(replies):
+        result = run_module(MODULE, args, via="ansible")
+    assert result.get("failed") is not True, result
+    # The result of one run: sent once, every node reported, the failed node's own stderr read once, at the end.
+    assert result["changed"] is True and len(result["command_ids"]) == 1
+    assert result["succeeded_instance_ids"] == [good.instance_id]
+    assert result["failed_instance_ids"] == sorted([bad.instance_id, offline.instance_id])
+    assert result["pending_instance_ids"] == [offline.instance_id]
+    assert by_id(result)[bad.instance_id]["error"] == stderr
+    assert 20 <= result["waited"] < 35
+    # action and _ansible_no_log: what the json callback adds to every task result.
+    assert set(result) - tools.STANDARD_KEYS - {"action", "_ansible_no_log"} == tools.return_keys(MODULE)
+    assert result["invocation"]["module_args"]["wait_timeout"] == 20
+    assert "command_ids" not in result["invocation"]["module_args"] or not result["invocation"]["module_args"][
+        "command_ids"]
+    calls = ssm_calls(emulator)
+    assert calls["SendCommand"] == 1 and calls["GetCommandInvocation"] == 1
+    progress = [line for line in run_module.displayed if line.startswith("Waiting for ")]
+    assert progress, run_module.displayed
+    for line in progress:
+        assert line.startswith("Waiting for Run Command on 1 of 3 nodes ("), line
+        assert f" s left): {offline.instance_id} (" in line, line
