@@ -208,6 +208,12 @@ CASES = [
         "ssm_agent_sha256",
         "ssm_agent-sha256-wrong-length",
     ),
+    row(
+        "ssm_agent.yml",
+        {"ssm_agent_download_mode": "mirror", "ssm_agent_mirror_url": "http://mirror.example.internal/agents"},
+        "ssm_agent_mirror_url",
+        "ssm_agent-http-mirror-with-latest",
+    ),
     # --- cloudwatch_agent.yml (cloudwatch_agent) ---
     row(
         "cloudwatch_agent.yml",
@@ -220,6 +226,13 @@ CASES = [
         {"cloudwatch_agent_download_mode": "mirror"},
         "cloudwatch_agent_mirror_url",
         "cloudwatch_agent-download_mode-mirror-without-url",
+    ),
+    row(
+        "cloudwatch_agent.yml",
+        {"cloudwatch_agent_download_mode": "mirror",
+         "cloudwatch_agent_mirror_url": "HTTP://mirror.example.internal/agents"},
+        "cloudwatch_agent_mirror_url",
+        "cloudwatch_agent-http-mirror-with-latest",
     ),
     row(
         "cloudwatch_agent.yml",
@@ -539,3 +552,20 @@ def test_the_lab_inventory_refuses_real_aws(tmp_path, connect_recorder, playbook
     assert "runs only against the lab's AWS emulator" in result.stdout + result.stderr, output
     assert all(counts.get("changed", 0) == 0 for counts in parse_recap(result.stdout).values()), output
     assert seen == [], f"the run reached for AWS before refusing: {seen}"
+
+
+@pytest.mark.parametrize(("playbook_name", "extra_vars"), [
+    ("ssm_agent.yml", {"ssm_agent_download_mode": "mirror", "ssm_agent_version": "3.3.1142.0",
+                       "ssm_agent_mirror_url": "http://mirror.example.internal/agents"}),
+    ("ssm_agent.yml", {"ssm_agent_download_mode": "mirror", "ssm_agent_mirror_url": "https://mirror.example.internal"}),
+    ("cloudwatch_agent.yml", {"cloudwatch_agent_download_mode": "mirror", "cloudwatch_agent_version": "1.300057.1b1167",
+                              "cloudwatch_agent_mirror_url": "http://mirror.example.internal/agents"}),
+], ids=["ssm-http-pinned", "ssm-https-latest", "cloudwatch-http-pinned"])
+def test_a_mirror_over_http_passes_with_a_pinned_version(aws_only, inventory, playbook_name, extra_vars):
+    """The other side of the http-mirror rows above: pinned (or over HTTPS) the mirror passes the checks, and the run
+    goes on to contact the (absent) hosts."""
+    result, changed_in_aws = run(aws_only, inventory, playbook_name, extra_vars)
+    output = result.stdout[-3000:] + result.stderr[-1500:]
+    assert changed_in_aws == {}, output
+    assert "latest/VERSION is unsigned" not in result.stdout, output
+    assert unreachable(result) and unreachable(result) == sorted(h for h in result.recap if h != "localhost"), output
