@@ -541,7 +541,7 @@ def test_the_lab_inventory_refuses_real_aws(tmp_path, connect_recorder, playbook
     shutil.copytree(ROOT / "inventory" / "lab" / "group_vars", inv / "group_vars")
     shutil.copy(ROOT / "inventory" / "lab" / "localhost.yml", inv / "localhost.yml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ANSIBLE_"))}
-    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", AWS_ACCESS_KEY_ID="AKIAREALLOOKING0KEY1",
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", AWS_ACCESS_KEY_ID="AKIA-NOT-A-REAL-KEY",
                AWS_SECRET_ACCESS_KEY="real/looking/secret/key/for/the/test/000", AWS_CONFIG_FILE=os.devnull,
                AWS_SHARED_CREDENTIALS_FILE=os.devnull, HTTPS_PROXY=proxy, HTTP_PROXY=proxy, NO_PROXY="")
     result = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inv),
